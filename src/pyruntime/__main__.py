@@ -1,0 +1,5 @@
+"""Allow ``python -m pyruntime``."""
+
+from pyruntime.cli.main import main
+
+main()

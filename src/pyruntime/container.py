@@ -1,0 +1,571 @@
+"""The container lifecycle: create, start, run, state, kill, delete, list.
+
+This is the only module that combines the state directory with processes and
+cgroups. Each public function is one CLI command, without the CLI.
+
+The create sequence, in order:
+
+1. check the id, load and validate config.json (nothing on disk yet);
+2. make and lock ``<root>/<id>``, save state ``creating``;
+3. make the cgroup and apply its limits; make ``exec.fifo``;
+4. fork the children (:mod:`pyruntime.process.launcher`); save init's pid
+   the moment it is known, so that ``delete --force`` can always find it;
+5. on ``ready``: save state ``created``, write the pid file, return.
+
+Any failure on the way destroys what was made: init is killed, the cgroup and
+the state directory removed, poststop hooks run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from pyruntime import OCI_VERSION, hooks, log
+from pyruntime.errors import (
+    ContainerNotFoundError,
+    RuntimeError_,
+    SetupError,
+    StateCorruptError,
+    StateError,
+    UsageError,
+)
+from pyruntime.linux.procfs import read_start_time
+from pyruntime.state import status as st
+from pyruntime.state.store import (
+    ContainerDir,
+    ContainerState,
+    create_container_dir,
+    list_ids,
+    open_container,
+    validate_id,
+)
+
+
+@dataclass
+class CreateOptions:
+    """The flags of ``create`` and ``run``."""
+
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    systemd_cgroup: bool = False
+
+
+def now_rfc3339() -> str:
+    """UTC time with nanoseconds, as runc's ``created``."""
+    secs, frac = divmod(time.time_ns(), 1_000_000_000)
+    fraction = f".{frac:09d}".rstrip("0").rstrip(".")  # Go's RFC3339Nano
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + fraction + "Z"
+
+
+# --------------------------------------------------------------------- create
+
+
+def load_bundle(opts: CreateOptions):
+    """Load and validate ``<bundle>/config.json`` for ``create``."""
+    from pyruntime.spec import check_spec, load_spec
+    from pyruntime.spec.validate import require_process
+
+    spec = load_spec(opts.bundle)
+    check_spec(spec)
+    require_process(spec)
+    check_terminal(spec, opts)
+    return spec
+
+
+def check_terminal(spec, opts: CreateOptions) -> None:
+    """The console socket goes with ``process.terminal``, as in runc."""
+    if spec.process.terminal and not opts.console_socket:
+        raise UsageError(
+            "cannot allocate tty if runc will detach without setting console socket"
+        )
+    if not spec.process.terminal and opts.console_socket:
+        raise UsageError(
+            "cannot use console socket if runc will not detach or allocate tty"
+        )
+
+
+def check_preserved_fds(count: int) -> None:
+    """Every fd named by ``--preserve-fds`` must exist."""
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError as err:
+            raise UsageError(
+                f"unable to stat preserved-fd {fd - 3} (fd {fd}): {err.strerror}"
+            ) from None
+
+
+def create(root: str, container_id: str, opts: CreateOptions) -> ContainerState:
+    """Create a container and leave its init waiting for ``start``."""
+    validate_id(container_id)
+    check_preserved_fds(opts.preserve_fds)
+    spec = load_bundle(opts)
+    cdir = create_container_dir(root, container_id)
+    try:
+        state = initial_state(container_id, spec, opts)
+        cdir.save(state)
+        return build_container(cdir, state, spec, opts)
+    except BaseException as err:
+        destroy_failed(cdir, spec, err)
+        raise
+    finally:
+        cdir.close()
+
+
+def initial_state(container_id: str, spec, opts: CreateOptions) -> ContainerState:
+    """The ``creating`` state saved before anything else is made."""
+    rootfs = spec.root.path
+    if not os.path.isabs(rootfs):
+        rootfs = os.path.join(opts.bundle, rootfs)
+    return ContainerState(
+        id=container_id,
+        bundle=opts.bundle,
+        rootfs=os.path.normpath(rootfs),
+        annotations=dict(spec.annotations or {}),
+        config=spec.raw,
+        oci_version=OCI_VERSION,
+        systemd_cgroup=opts.systemd_cgroup,
+    )
+
+
+def build_container(cdir: ContainerDir, state, spec, opts) -> ContainerState:
+    """Steps 3 to 5 of the create sequence."""
+    from pyruntime.process.launcher import InitRequest, Launch
+
+    check_rootfs(state.rootfs)
+    cgroup = make_cgroup(cdir, state, spec, opts)
+    fifo_fd = make_fifo(cdir)
+    req = InitRequest(
+        container_id=state.id,
+        spec=spec,
+        bundle=state.bundle,
+        rootfs=state.rootfs,
+        oci_version=OCI_VERSION,
+        runtime_name="pyruntime",
+        cgroup=cgroup,
+        fifo_fd=fifo_fd,
+        no_pivot=opts.no_pivot,
+        no_new_keyring=opts.no_new_keyring,
+        preserve_fds=opts.preserve_fds,
+        annotations=state.annotations,
+    )
+    if spec.process.terminal:
+        from pyruntime.console import connect_console_socket
+
+        req.console_sock = connect_console_socket(opts.console_socket)
+
+    def record_pid(pid: int) -> None:
+        state.pid = pid
+        state.pid_start = read_start_time(pid)
+        cdir.save(state)
+
+    try:
+        Launch(req, record_pid).run()
+    finally:
+        os.close(fifo_fd)
+    state.status = st.CREATED
+    state.created = now_rfc3339()
+    cdir.save(state)
+    if opts.pid_file:
+        write_pid_file(opts.pid_file, state.pid)
+    log.debug(f"container {state.id} created, init pid {state.pid}")
+    return state
+
+
+def check_rootfs(rootfs: str) -> None:
+    """The rootfs must be a directory."""
+    if not os.path.isdir(rootfs):
+        raise SetupError(f"rootfs `{rootfs}` does not exist or is not a directory")
+
+
+def make_cgroup(cdir: ContainerDir, state, spec, opts):
+    """Create the container's cgroup, record it, apply its limits."""
+    from pyruntime.cgroups import open_manager
+
+    linux = spec.linux
+    manager = open_manager(
+        linux.cgroups_path if linux else None,
+        state.id,
+        systemd=opts.systemd_cgroup,
+    )
+    state.cgroup_paths = manager.paths()
+    cdir.save(state)  # saved first: delete --force must find what create made
+    manager.create()
+    resources = (spec.raw.get("linux") or {}).get("resources")
+    manager.apply(resources)
+    return manager
+
+
+def make_fifo(cdir: ContainerDir) -> int:
+    """Make exec.fifo; init holds it open read-write and reads start's byte."""
+    os.mkfifo(cdir.fifo_path, 0o600)
+    return os.open(cdir.fifo_path, os.O_RDWR | os.O_CLOEXEC)
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Write the pid, no newline, atomically (temp file + rename)."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def destroy_failed(cdir: ContainerDir, spec, err: BaseException) -> None:
+    """Undo a failed create: kill, remove cgroup and state, poststop hooks."""
+    try:
+        state = cdir.load()
+    except RuntimeError_:
+        state = None
+    if state is not None:
+        kill_init(state)
+        remove_cgroup(state)
+    cdir.remove()
+    if state is not None and spec is not None:
+        run_poststop(spec, state)
+
+
+# ---------------------------------------------------------------------- start
+
+
+def start(root: str, container_id: str) -> None:
+    """Let a created container's init exec the user program."""
+    with open_container(root, container_id) as cdir:
+        state = load_state(cdir)
+        status = st.current_status(cdir, state)
+        refuse_start(status)
+        release_init(cdir)
+        state.status = st.RUNNING
+        cdir.save(state)
+    run_poststart(state)
+
+
+def refuse_start(status: str) -> None:
+    """Only a created container can be started (runc's messages)."""
+    messages = {
+        st.RUNNING: "cannot start an already running container",
+        st.STOPPED: "cannot start a container that has stopped",
+        st.PAUSED: "cannot start a container in the paused state",
+        st.CREATING: "cannot start a container that is still being created",
+    }
+    if status in messages:
+        raise StateError(messages[status])
+
+
+def release_init(cdir: ContainerDir) -> None:
+    """Write the byte init waits for on exec.fifo, then remove the fifo."""
+    try:
+        fd = os.open(cdir.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        # ENXIO: nobody holds the fifo for reading, so init is gone.
+        raise StateError("cannot start a container that has stopped") from err
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    os.unlink(cdir.fifo_path)
+
+
+def run_poststart(state: ContainerState) -> None:
+    """poststart hooks, after the user program was released."""
+    spec_hooks = _saved_hooks(state, "poststart")
+    if spec_hooks:
+        doc = hooks.state_document(
+            state.oci_version, state.id, st.RUNNING, state.pid, state.bundle,
+            state.annotations,
+        )
+        hooks.run_hooks_warn("poststart", spec_hooks, doc, cwd=state.bundle)
+
+
+def _saved_hooks(state: ContainerState, phase: str):
+    """Decode one hook phase from the config saved at create time."""
+    raw_hooks = (state.config or {}).get("hooks") or {}
+    json_name = hooks.PHASE_NAMES[phase]
+    if not raw_hooks.get(json_name):
+        return ()
+    import json
+
+    from pyruntime.spec import decode_spec
+
+    return hooks.hooks_of(decode_spec(json.dumps(state.config)), phase)
+
+
+# ---------------------------------------------------------------------- state
+
+
+def load_state(cdir: ContainerDir) -> ContainerState:
+    """Read a container's saved state."""
+    return cdir.load()
+
+
+def describe(root: str, container_id: str) -> dict:
+    """The ``state`` document: the spec's fields plus runc's extras."""
+    with open_container(root, container_id, lock=False) as cdir:
+        state = load_state(cdir)
+        status = st.current_status(cdir, state)
+    return state_view(state, status, owner="")
+
+
+def state_view(state: ContainerState, status: str, owner: str) -> dict:
+    """Render a state in runc's key order."""
+    view = {
+        "ociVersion": state.oci_version or OCI_VERSION,
+        "id": state.id,
+        "pid": 0 if status == st.STOPPED else state.pid,
+        "status": status,
+        "bundle": state.bundle,
+        "rootfs": state.rootfs,
+        "created": state.created or now_rfc3339(),
+    }
+    if state.annotations:
+        view["annotations"] = state.annotations
+    view["owner"] = owner
+    return view
+
+
+def list_containers(root: str) -> list[dict]:
+    """Every container under ``root``; unreadable ones are reported and skipped."""
+    views = []
+    for container_id in list_ids(root):
+        try:
+            with open_container(root, container_id, lock=False) as cdir:
+                state = load_state(cdir)
+                status = st.current_status(cdir, state)
+                owner = owner_name(os.stat(cdir.path).st_uid)
+        except RuntimeError_ as err:
+            log.warning(f"list: skip `{container_id}`: {err}")
+            continue
+        views.append(state_view(state, status, owner))
+    return views
+
+
+def owner_name(uid: int) -> str:
+    """The user name owning a container directory, or ``#uid``."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
+
+
+# ----------------------------------------------------------------------- kill
+
+
+def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
+    """Send a signal to init (or, with ``--all``, to every process)."""
+    with open_container(root, container_id, lock=False) as cdir:
+        state = load_state(cdir)
+        status = st.current_status(cdir, state)
+    if status == st.STOPPED:
+        if all_processes:
+            return
+        raise StateError("container not running")
+    if all_processes and state.cgroup_paths:
+        from pyruntime.cgroups import load_manager
+
+        load_manager(state.cgroup_paths).kill_all(sig)
+        return
+    signal_init(state, sig)
+
+
+def signal_init(state: ContainerState, sig: int) -> None:
+    """Signal init through a pidfd, so a recycled pid is never hit."""
+    try:
+        pidfd = os.pidfd_open(state.pid)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    try:
+        if read_start_time(state.pid) != state.pid_start:
+            raise StateError("container not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    finally:
+        os.close(pidfd)
+
+
+# --------------------------------------------------------------------- delete
+
+
+def delete(root: str, container_id: str, force: bool) -> None:
+    """Remove a container: stopped or created always, running only with force."""
+    try:
+        cm = open_container(root, container_id)
+        cdir = cm.__enter__()
+    except ContainerNotFoundError:
+        if force:
+            return
+        raise
+    try:
+        delete_locked(cdir, force)
+    finally:
+        cm.__exit__(None, None, None)
+
+
+def delete_locked(cdir: ContainerDir, force: bool) -> None:
+    """``delete`` once the directory is locked."""
+    try:
+        state = load_state(cdir)
+    except StateCorruptError:
+        if not force:
+            raise
+        log.warning(f"delete: state of `{cdir.id}` unreadable; removing what is left")
+        remove_leftovers(cdir)
+        return
+    status = st.current_status(cdir, state)
+    if status in (st.RUNNING, st.PAUSED) and not force:
+        raise StateError(
+            f"cannot delete container {cdir.id} that is not stopped: {status}"
+        )
+    destroy(cdir, state)
+
+
+def destroy(cdir: ContainerDir, state: ContainerState) -> None:
+    """Kill init, remove the cgroup and the state dir, run poststop hooks."""
+    kill_init(state)
+    remove_cgroup(state)
+    cdir.remove()
+    run_poststop(None, state)
+
+
+def kill_init(state: ContainerState) -> None:
+    """SIGKILL init (thawing it first if frozen) and wait until it is gone."""
+    if not st.init_alive(state):
+        return
+    if state.cgroup_paths:
+        from pyruntime.cgroups import load_manager
+
+        manager = load_manager(state.cgroup_paths)
+        try:
+            manager.thaw()
+        except (OSError, RuntimeError_):
+            pass
+    try:
+        signal_init(state, signal.SIGKILL)
+    except StateError:
+        return
+    wait_for_exit(state, timeout=10.0)
+
+
+def wait_for_exit(state: ContainerState, timeout: float) -> None:
+    """Poll until init is dead or reaped, up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while st.init_alive(state):
+        if time.monotonic() > deadline:
+            raise StateError("container init still running")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def remove_cgroup(state: ContainerState) -> None:
+    """Kill what is left in the cgroup and remove it."""
+    if not state.cgroup_paths:
+        return
+    from pyruntime.cgroups import load_manager
+
+    manager = load_manager(state.cgroup_paths)
+    if manager.exists():
+        try:
+            manager.kill_all(signal.SIGKILL)
+        except (OSError, RuntimeError_):
+            pass
+        manager.destroy()
+
+
+def remove_leftovers(cdir: ContainerDir) -> None:
+    """Clean a container whose state is unreadable: best effort, then rmdir."""
+    from pyruntime.cgroups import open_manager
+
+    try:
+        manager = open_manager(None, cdir.id)
+        if manager.exists():
+            manager.kill_all(signal.SIGKILL)
+            manager.destroy()
+    except (OSError, RuntimeError_):
+        pass
+    cdir.remove()
+
+
+def run_poststop(spec, state: ContainerState) -> None:
+    """poststop hooks: failures are warnings, the delete still succeeds."""
+    if spec is not None:
+        phase = hooks.hooks_of(spec, "poststop")
+    else:
+        phase = _saved_hooks(state, "poststop")
+    if phase:
+        doc = hooks.state_document(
+            state.oci_version, state.id, st.STOPPED, 0, state.bundle,
+            state.annotations,
+        )
+        hooks.run_hooks_warn("poststop", phase, doc, cwd=state.bundle)
+
+
+# ------------------------------------------------------------------------ run
+
+
+def run(
+    root: str, container_id: str, opts: CreateOptions, detach: bool, keep: bool
+) -> int:
+    """create + start; in the foreground wait, forward signals, delete."""
+    state = create(root, container_id, opts)
+    if detach:
+        start(root, container_id)
+        return 0
+    handlers = forward_signals(state.pid)
+    try:
+        start(root, container_id)
+        code = wait_init(state.pid)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if not keep:
+        with open_container(root, container_id) as cdir:
+            destroy(cdir, load_state(cdir))
+    return code
+
+
+def forward_signals(pid: int) -> dict:
+    """Relay every catchable signal the runtime gets to init."""
+    previous = {}
+    skip = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH,
+            signal.SIGURG}
+    for sig in signal.valid_signals():
+        if sig in skip or sig >= signal.SIGRTMIN:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, lambda s, _f: _relay(pid, s))
+        except (OSError, ValueError):
+            continue
+    return previous
+
+
+def _relay(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_init(pid: int) -> int:
+    """Wait for init (our child: we are its subreaper); return its exit code."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)

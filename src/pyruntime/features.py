@@ -1,0 +1,54 @@
+"""The ``features`` document: what this runtime really implements.
+
+containerd reads it to decide what to ask for (recursive read-only mounts,
+idmapped mounts, user namespaces), so it lists only what works, never what is
+merely parsed. Anything left out here is reported as an error when a config
+asks for it.
+"""
+
+from __future__ import annotations
+
+from pyruntime import OCI_VERSION, __version__
+
+HOOKS = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+]
+NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
+
+
+def cgroup_support() -> dict:
+    """Which cgroup hierarchies the cgroupfs driver handles."""
+    return {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "rdma": True}
+
+
+def mount_options() -> list[str]:
+    """Mount options the rootfs code applies."""
+    from pyruntime.rootfs.options import SUPPORTED_MOUNT_OPTIONS
+
+    return sorted(SUPPORTED_MOUNT_OPTIONS)
+
+
+def features_document() -> dict:
+    """Build the runtime-spec features JSON."""
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": HOOKS,
+        "mountOptions": mount_options(),
+        "linux": {
+            "namespaces": NAMESPACES,
+            "cgroup": cgroup_support(),
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {
+            "io.github.pyruntime.version": __version__,
+        },
+    }

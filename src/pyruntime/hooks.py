@@ -1,0 +1,134 @@
+"""Running OCI hooks: one phase at a time, state JSON on stdin, with timeouts.
+
+Which process runs which phase, and when (runtime-spec ``config.md``):
+
+================  ==============================  ============================
+phase             runs in                          during
+================  ==============================  ============================
+prestart          the runtime (host namespaces)    ``create``, before pivot
+createRuntime     the runtime (host namespaces)    ``create``, after prestart
+createContainer   init, container namespaces       ``create``, before pivot
+startContainer    init, inside the container       ``start``, before exec
+poststart         the runtime                      ``start``, after exec
+poststop          the runtime                      ``delete``
+================  ==============================  ============================
+
+A hook's argv is its ``args`` (``args[0]`` is argv[0]) or just its ``path``;
+its environment is exactly its ``env`` (the runtime's own when absent, as runc);
+its stdin is the container's state, compact JSON with no trailing newline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+from pyruntime import log
+from pyruntime.errors import HookError
+
+PHASE_NAMES = {
+    "prestart": "prestart",
+    "create_runtime": "createRuntime",
+    "create_container": "createContainer",
+    "start_container": "startContainer",
+    "poststart": "poststart",
+    "poststop": "poststop",
+}
+
+
+def hooks_of(spec, phase: str) -> tuple:
+    """Return the hooks of one phase (``create_runtime`` style name)."""
+    hooks = getattr(spec, "hooks", None)
+    return (getattr(hooks, phase, None) or ()) if hooks else ()
+
+
+def state_document(
+    oci_version: str,
+    container_id: str,
+    status: str,
+    pid: int,
+    bundle: str,
+    annotations: dict | None,
+) -> bytes:
+    """Render the state a hook reads on stdin (spec field order)."""
+    state = {"ociVersion": oci_version, "id": container_id, "status": status}
+    if pid:
+        state["pid"] = pid
+    state["bundle"] = bundle
+    if annotations:
+        state["annotations"] = annotations
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def run_hooks(phase: str, hooks, state: bytes, cwd: str | None = None) -> None:
+    """Run every hook of a phase in order; the first failure raises HookError."""
+    name = PHASE_NAMES[phase]
+    for index, hook in enumerate(hooks):
+        log.debug(f"hook {name}[{index}]: run {hook.path}")
+        run_hook(name, index, hook, state, cwd)
+
+
+def run_hook(name: str, index: int, hook, state: bytes, cwd: str | None) -> None:
+    """Run one hook, feeding it ``state``; raise HookError on failure or timeout."""
+    argv = list(hook.args) if hook.args else [hook.path]
+    env = None  # absent: the hook inherits the runtime's environment, as in runc
+    if hook.env is not None:
+        env = dict(item.partition("=")[::2] for item in hook.env)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            executable=hook.path,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as err:
+        raise HookError(
+            f"error running {name} hook #{index}: {hook.path}: "
+            f"{(err.strerror or str(err)).lower()}"
+        ) from err
+    try:
+        out, err_text = proc.communicate(state, timeout=hook.timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise HookError(
+            f"error running {name} hook #{index}: hook ran past specified "
+            f"timeout of {float(hook.timeout)}s"
+        ) from None
+    except BrokenPipeError:
+        out, err_text = proc.communicate()
+    if proc.returncode != 0:
+        raise HookError(
+            f"error running {name} hook #{index}: {describe_exit(proc.returncode)}, "
+            f"stdout: {out.decode(errors='replace').strip()}, "
+            f"stderr: {err_text.decode(errors='replace').strip()}"
+        )
+
+
+def describe_exit(returncode: int) -> str:
+    """Say how a process ended, the way Go's os/exec does."""
+    if returncode < 0:
+        return f"signal: {signal.Signals(-returncode).name}"
+    return f"exit status {returncode}"
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.kill()
+    proc.communicate()
+
+
+def run_hooks_warn(phase: str, hooks, state: bytes, cwd: str | None = None) -> None:
+    """Run a phase whose failures must not fail the command: log a warning."""
+    try:
+        run_hooks(phase, hooks, state, cwd)
+    except HookError as err:
+        log.warning(str(err))

@@ -1,0 +1,1 @@
+"""The kernel seam: system calls (``syscalls``) and /proc readers (``procfs``)."""

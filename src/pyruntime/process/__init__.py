@@ -1,0 +1,1 @@
+"""Creating the container's processes: the protocol, the runtime's side, init."""

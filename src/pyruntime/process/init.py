@@ -1,0 +1,409 @@
+"""The child side of ``create``: the intermediate process and the container's init.
+
+Both functions here run in forked children and never return: they end in
+``os._exit`` or ``os.execve``. Read them top to bottom: they are the
+container's set-up sequence, one named step per line.
+
+Everything init needs after ``pivot_root`` must already be imported by then:
+once inside the container's root, ``sys.path`` is emptied so that a lazy
+import can never load Python code from the container's file system.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+
+from pyruntime import console, hooks, log, namespaces, network, rootfs
+from pyruntime.errors import SetupError
+from pyruntime.linux import syscalls as sc
+from pyruntime.process.protocol import Channel
+
+#: Signals that end a created-but-not-started init: as pid 1 of its pid
+#: namespace it would otherwise ignore them (no default action for init).
+_FATAL_WHILE_WAITING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                        signal.SIGUSR1, signal.SIGUSR2)
+
+
+def run_intermediate(req, chan: Channel) -> None:
+    """Join the cgroup and the namespaces, fork init, report its pid, exit."""
+    log.set_actor("intermediate")
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != req.runtime_pid:
+            os._exit(1)
+        enter_cgroup(req)
+        set_oom_score_adj(req.spec.process)
+        enter_namespaces(req, chan)
+        pid = os.fork()
+        if pid == 0:
+            run_init(req, chan)
+        chan.send("init-pid", pid=pid)
+    except BaseException as err:  # noqa: BLE001 - reported to the runtime
+        report_error(chan, err)
+        os._exit(1)
+    os._exit(0)
+
+
+def enter_cgroup(req) -> None:
+    """Move into the container's cgroup before any namespace changes.
+
+    Children inherit it, so init is born in its final cgroup; and a cgroup
+    namespace created afterwards has this cgroup as its root.
+    """
+    if req.cgroup is not None:
+        log.debug(f"join cgroup {req.cgroup.paths()}")
+        req.cgroup.add_process(os.getpid())
+
+
+def set_oom_score_adj(process) -> None:
+    """Apply ``process.oomScoreAdj``; children inherit it."""
+    if process.oom_score_adj is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write(str(process.oom_score_adj))
+    except OSError as err:
+        raise SetupError(
+            f"set oomScoreAdj to {process.oom_score_adj}: {err.strerror.lower()}"
+        ) from err
+
+
+def enter_namespaces(req, chan: Channel) -> None:
+    """Join the namespaces given by path, then create the new ones."""
+    nss = req.spec.linux.namespaces if req.spec.linux else ()
+    joined = namespaces.open_joined(nss)
+    for ns_type, fd in joined:
+        if ns_type == "user":
+            log.debug("join user namespace")
+            namespaces.join_namespace(ns_type, fd)
+    if namespaces.wants_new(nss, "user"):
+        log.debug("create user namespace; asking the runtime to write id maps")
+        sc.unshare(sc.CLONE_NEWUSER)
+        chan.send("map-ids")
+        chan.expect("ids-mapped")
+        if _mapped_root(req):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+    for ns_type, fd in joined:
+        if ns_type != "user":
+            log.debug(f"join {ns_type} namespace")
+            namespaces.join_namespace(ns_type, fd)
+    flags = namespaces.new_namespace_flags(nss)
+    if flags:
+        log.debug(f"create namespaces {describe_flags(flags)}")
+        sc.unshare(flags)
+    offsets = req.spec.linux.time_offsets if req.spec.linux else None
+    if offsets and namespaces.wants_new(nss, "time"):
+        namespaces.write_time_offsets(offsets)
+
+
+def _mapped_root(req) -> bool:
+    return any(m.container_id == 0 for m in req.spec.linux.uid_mappings or ())
+
+
+def describe_flags(flags: int) -> str:
+    """List namespace names for a CLONE_NEW* mask."""
+    names = [name for name, (flag, _) in namespaces.NAMESPACES.items() if flag & flags]
+    return ", ".join(names)
+
+
+def report_error(chan: Channel, err: BaseException) -> None:
+    """Tell the runtime why set-up failed."""
+    message = str(err) or type(err).__name__
+    if log.debug_enabled() and not isinstance(err, SetupError):
+        import traceback
+
+        log.debug("".join(traceback.format_exception(err)))
+    try:
+        chan.send("error", message=message)
+    except OSError:
+        pass
+
+
+def run_init(req, chan: Channel) -> None:
+    """Set the container up, wait for ``start``, exec the user program."""
+    log.set_actor("init")
+    try:
+        install_exit_handlers()
+        chan.expect("go")
+        slave = set_up_container(req, chan)
+        chan.send("ready")
+        chan.close()
+    except BaseException as err:  # noqa: BLE001 - reported to the runtime
+        report_error(chan, err)
+        os._exit(1)
+    wait_for_start(req)
+    try:
+        exec_user_program(req, slave)
+    except BaseException as err:  # noqa: BLE001 - the container's own stderr
+        os.write(2, f"{req.runtime_name}: {err}\n".encode())
+        os._exit(1)
+
+
+def install_exit_handlers() -> None:
+    """Let termination signals end init while it waits to be started."""
+    for sig in _FATAL_WHILE_WAITING:
+        signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+
+
+def set_up_container(req, chan: Channel) -> int | None:
+    """Every step between namespaces and ``ready``; returns the pty slave."""
+    spec = req.spec
+    linux = spec.linux
+    nss = linux.namespaces if linux else ()
+    if spec.process.terminal:
+        os.setsid()
+    if namespaces.wants_new(nss, "network"):
+        log.debug("bring up lo in the new network namespace")
+        network.bring_up_loopback()
+    if namespaces.wants_new(nss, "mount") or namespaces.has_namespace(nss, "mount"):
+        prepare_filesystem(req)
+    chan.send("mounts-ready")
+    chan.expect("hooks-done")
+    run_create_container_hooks(req)
+    enter_root(req)
+    slave = set_up_console(req)
+    set_names(spec)
+    apply_sysctls(linux.sysctl if linux else None)
+    make_cwd(spec.process.cwd)
+    protect_filesystem(req)
+    if not req.no_new_keyring:
+        join_new_keyring()
+    apply_rlimits(spec.process.rlimits)
+    set_no_new_privileges(spec.process.no_new_privileges)
+    switch_user(spec.process.user)
+    change_directory(spec.process.cwd)
+    req.executable = find_executable(spec.process.args[0], process_env(spec.process))
+    return slave
+
+
+def prepare_filesystem(req) -> None:
+    """Mounts, devices and links inside the rootfs (still before pivot)."""
+    linux = req.spec.linux
+    log.debug(f"prepare rootfs `{req.rootfs}`")
+    rootfs.prepare_rootfs(
+        req.rootfs,
+        req.spec.mounts or (),
+        (linux.devices if linux else None) or (),
+        propagation=linux.rootfs_propagation if linux else None,
+        in_userns=namespaces.has_namespace(linux.namespaces if linux else (), "user"),
+        bundle=req.bundle,
+        mount_label=linux.mount_label if linux else None,
+        cgroup_paths=req.cgroup.paths() if req.cgroup else None,
+    )
+
+
+def run_create_container_hooks(req) -> None:
+    """createContainer hooks: in the container's namespaces, before pivot."""
+    phase = hooks.hooks_of(req.spec, "create_container")
+    if phase:
+        state = req.hook_state("creating", os.getpid())
+        hooks.run_hooks("create_container", phase, state, cwd=req.rootfs)
+
+
+def enter_root(req) -> None:
+    """pivot_root (or move + chroot) into the rootfs; seal Python's imports."""
+    log.debug("pivot_root" if not req.no_pivot else "move rootfs onto / and chroot")
+    rootfs.enter_rootfs(req.rootfs, no_pivot=req.no_pivot)
+    # From here on the file system is the container's: never import from it.
+    sys.path.clear()
+    sys.path_importer_cache.clear()
+
+
+def set_up_console(req) -> int | None:
+    """Allocate the pty, bind it over /dev/console, send the master."""
+    if not req.spec.process.terminal:
+        return None
+    size = req.spec.process.console_size
+    master, slave, slave_path = console.open_pty(
+        size.height if size else None, size.width if size else None
+    )
+    console.bind_console(slave_path)
+    log.debug("send the pty master to the console socket")
+    console.send_master(req.console_sock, master)
+    return slave
+
+
+def set_names(spec) -> None:
+    """Hostname and domainname, in the container's UTS namespace."""
+    if spec.hostname is not None:
+        log.debug(f"set hostname `{spec.hostname}`")
+        sc.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        sc.setdomainname(spec.domainname)
+
+
+def apply_sysctls(sysctl: dict | None) -> None:
+    """Write namespaced sysctls under /proc/sys (validated as namespaced)."""
+    for key, value in (sysctl or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as handle:
+                handle.write(value)
+        except OSError as err:
+            raise SetupError(
+                f"set sysctl `{key}` to `{value}`: {err.strerror.lower()}"
+            ) from err
+
+
+def make_cwd(cwd: str) -> None:
+    """Create ``process.cwd`` if missing, as runc does (before a read-only root)."""
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except OSError:
+        pass  # reported by change_directory, with runc's wording
+
+
+def protect_filesystem(req) -> None:
+    """Read-only root, then masked and read-only paths."""
+    linux = req.spec.linux
+    root = req.spec.root
+    rootfs.finalize_rootfs(
+        readonly=bool(root and root.readonly),
+        propagation=linux.rootfs_propagation if linux else None,
+    )
+    if linux and linux.masked_paths:
+        rootfs.mask_paths(linux.masked_paths)
+    if linux and linux.readonly_paths:
+        rootfs.readonly_paths(linux.readonly_paths)
+
+
+def join_new_keyring() -> None:
+    """Give the container its own session keyring (unless --no-new-keyring)."""
+    try:
+        sc.join_session_keyring(None)
+    except OSError as err:
+        log.debug(f"no new session keyring: {err.strerror}")
+
+
+def apply_rlimits(rlimits) -> None:
+    """setrlimit() for each ``process.rlimits`` entry."""
+    for item in rlimits or ():
+        number = getattr(resource, item.type)
+        try:
+            resource.setrlimit(number, (item.soft, item.hard))
+        except (OSError, ValueError) as err:
+            _, current_hard = resource.getrlimit(number)
+            raise SetupError(
+                f"set {item.type} to soft {item.soft} hard {item.hard}: "
+                f"{getattr(err, 'strerror', None) or err} (the current hard limit "
+                f"is {current_hard}; raising it needs CAP_SYS_RESOURCE)"
+            ) from err
+
+
+def set_no_new_privileges(enabled: bool | None) -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS) when ``process.noNewPrivileges``."""
+    if enabled:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def switch_user(user) -> None:
+    """Become ``process.user``: groups first, then gid, then uid."""
+    uid = user.uid if user else 0
+    gid = user.gid if user else 0
+    groups = list(user.additional_gids or ()) if user else []
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        if groups:
+            raise SetupError(
+                "set additional groups: not permitted (setgroups is denied in "
+                "this user namespace)"
+            ) from None
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as err:
+        raise SetupError(
+            f"switch to user {uid}:{gid}: {err.strerror.lower()} (is it mapped "
+            "in the user namespace?)"
+        ) from err
+    if user and user.umask is not None:
+        os.umask(user.umask)
+    else:
+        os.umask(0o022)
+
+
+def change_directory(cwd: str) -> None:
+    """chdir to ``process.cwd`` as the container user."""
+    try:
+        os.chdir(cwd)
+    except OSError as err:
+        raise SetupError(
+            f'unable to start container process: chdir to cwd ("{cwd}") set in '
+            f"config.json failed: {err.strerror.lower()}"
+        ) from err
+
+
+def process_env(process) -> dict[str, str]:
+    """``process.env`` as a dict (later entries win, as in execve users)."""
+    env = {}
+    for item in process.env or ():
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    return env
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    """Look ``args[0]`` up on the container's PATH, with runc's error wording."""
+    prefix = "unable to start container process: exec"
+    if "/" in name:
+        try:
+            os.stat(name)
+        except OSError as err:
+            raise SetupError(
+                f'{prefix}: "{name}": stat {name}: {err.strerror.lower()}'
+            ) from err
+        if not os.access(name, os.X_OK):
+            raise SetupError(f'{prefix}: "{name}": permission denied')
+        return name
+    for directory in env.get("PATH", "").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise SetupError(f'{prefix}: "{name}": executable file not found in $PATH')
+
+
+def wait_for_start(req) -> None:
+    """Block on exec.fifo until ``start`` writes its byte."""
+    log.debug("ready; waiting on exec.fifo for start")
+    while True:
+        try:
+            data = os.read(req.fifo_fd, 1)
+        except InterruptedError:
+            continue
+        if data:
+            break
+    os.close(req.fifo_fd)
+    for sig in _FATAL_WHILE_WAITING:
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def exec_user_program(req, slave: int | None) -> None:
+    """startContainer hooks, descriptors, then execve: the pid stays the same."""
+    process = req.spec.process
+    phase = hooks.hooks_of(req.spec, "start_container")
+    if phase:
+        state = req.hook_state("created", os.getpid())
+        hooks.run_hooks("start_container", phase, state, cwd="/")
+    if slave is not None:
+        console.make_controlling_terminal(slave)
+    keep_descriptors(req.preserve_fds)
+    log.debug(f"exec {req.executable}")
+    env = process_env(process)
+    os.execve(req.executable, list(process.args), env)
+
+
+def keep_descriptors(preserve_fds: int) -> None:
+    """Close on exec everything but stdio and the ``--preserve-fds`` ones."""
+    first = 3 + preserve_fds
+    sc.close_range_cloexec(first)
+    for fd in range(3, first):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass

@@ -1,0 +1,158 @@
+"""The runtime's side of ``create``: fork the children and answer them.
+
+See :mod:`pyruntime.process.protocol` for the message table. The runtime is a
+child subreaper while it creates the container: when the intermediate process
+exits, init is re-parented to the runtime, which can then reap it on failure;
+when the runtime exits, init moves on to the caller's subreaper (the
+containerd shim or conmon), which is what engines expect.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyruntime import hooks, log, namespaces
+from pyruntime.errors import SetupError
+from pyruntime.linux import syscalls as sc
+from pyruntime.process.protocol import Channel
+
+
+@dataclass
+class InitRequest:
+    """Everything the children need, fixed before the first fork."""
+
+    container_id: str
+    spec: object
+    bundle: str
+    rootfs: str
+    oci_version: str
+    runtime_name: str
+    cgroup: object | None
+    fifo_fd: int
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    console_sock: object | None = None
+    runtime_pid: int = 0
+    annotations: dict = field(default_factory=dict)
+    executable: str = ""
+
+    def hook_state(self, status: str, pid: int) -> bytes:
+        """The state document hooks read on stdin."""
+        return hooks.state_document(
+            self.oci_version, self.container_id, status, pid, self.bundle,
+            self.annotations,
+        )
+
+
+class Launch:
+    """One run of the creation protocol, from fork to ``ready``."""
+
+    def __init__(self, req: InitRequest, on_init_pid: Callable[[int], None]) -> None:
+        self.req = req
+        self.on_init_pid = on_init_pid
+        self.intermediate_pid = 0
+        self.init_pid = 0
+
+    def run(self) -> int:
+        """Fork, drive the protocol until init is ready; return init's pid."""
+        parent, child = Channel.pair()
+        self.req.runtime_pid = os.getpid()
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            from pyruntime.process.init import run_intermediate
+
+            run_intermediate(self.req, child)
+        self.intermediate_pid = pid
+        child.close()
+        if self.req.console_sock is not None:
+            self.req.console_sock.close()
+        try:
+            self.converse(parent)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            parent.close()
+        return self.init_pid
+
+    def converse(self, chan: Channel) -> None:
+        """Answer the children's messages until init says ``ready``."""
+        while True:
+            try:
+                message = chan.receive()
+            except EOFError:
+                raise SetupError(self.describe_early_exit()) from None
+            kind = message["type"]
+            if kind == "error":
+                raise SetupError(message["message"])
+            if kind == "map-ids":
+                self.map_ids()
+                chan.send("ids-mapped")
+            elif kind == "init-pid":
+                self.adopt_init(message["pid"])
+                chan.send("go")
+            elif kind == "mounts-ready":
+                self.run_runtime_hooks()
+                chan.send("hooks-done")
+            elif kind == "ready":
+                return
+
+    def map_ids(self) -> None:
+        """Write the intermediate process's uid/gid maps."""
+        linux = self.req.spec.linux
+        log.debug("write uid_map and gid_map of the new user namespace")
+        namespaces.write_id_maps(
+            self.intermediate_pid,
+            linux.uid_mappings,
+            linux.gid_mappings,
+            deny_setgroups=os.geteuid() != 0,
+        )
+
+    def adopt_init(self, pid: int) -> None:
+        """Reap the intermediate process; init is now our child."""
+        self.init_pid = pid
+        os.waitpid(self.intermediate_pid, 0)
+        self.intermediate_pid = 0
+        log.debug(f"container init has pid {pid}")
+        self.on_init_pid(pid)
+
+    def run_runtime_hooks(self) -> None:
+        """prestart then createRuntime, in the runtime's namespaces."""
+        state = self.req.hook_state("creating", self.init_pid)
+        for phase in ("prestart", "create_runtime"):
+            phase_hooks = hooks.hooks_of(self.req.spec, phase)
+            if phase_hooks:
+                hooks.run_hooks(phase, phase_hooks, state, cwd=self.req.bundle)
+
+    def describe_early_exit(self) -> str:
+        """Say how the children ended when they hung up without a word."""
+        for pid in (self.intermediate_pid, self.init_pid):
+            if pid:
+                try:
+                    _, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    continue
+                if os.WIFSIGNALED(status):
+                    name = signal.Signals(os.WTERMSIG(status)).name
+                    return f"container init was killed by {name} during setup"
+        return "container init exited during setup"
+
+    def abort(self) -> None:
+        """Kill and reap whatever children exist after a failure."""
+        for pid in (self.intermediate_pid, self.init_pid):
+            if not pid:
+                continue
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass

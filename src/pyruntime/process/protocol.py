@@ -1,0 +1,82 @@
+"""The messages the runtime and its children exchange while creating a container.
+
+Three processes take part. The runtime (**R**) forks an *intermediate*
+process (**I**), which joins the cgroup and the namespaces and forks the
+container's *init* (**N**); **I** exits at once, so that **N** is re-parented
+to the runtime (a child subreaper) and later to the caller's subreaper. A
+second process is needed because a new pid namespace applies only to the
+children of the process that unshares it.
+
+All three share one ``SOCK_SEQPACKET`` socketpair: one message per packet,
+each a JSON object with a ``type``.
+
+====  ===================  =====================================================
+from  type                 meaning
+====  ===================  =====================================================
+I     ``map-ids``          I unshared its user namespace: write its id maps
+R     ``ids-mapped``       done; I goes on with the other namespaces
+I     ``init-pid``         N exists (``pid``: its pid in R's pid namespace)
+R     ``go``               R has recorded the pid; N may start setting up
+N     ``mounts-ready``     N's mounts are done: run prestart/createRuntime
+R     ``hooks-done``       they succeeded; N runs createContainer and pivots
+N     ``ready``            N is set up and waits for ``start`` on exec.fifo
+I/N   ``error``            setup failed (``message``); the sender exits
+====  ===================  =====================================================
+
+If R dies, the children read end-of-file on the socket and exit, so a
+SIGKILLed ``create`` leaves no process behind that ``delete --force`` could
+not find.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from pyruntime.errors import SetupError
+
+_MAX_MESSAGE = 65536
+
+
+class Channel:
+    """One end of the creation socketpair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        """Make the runtime's end and the children's end."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(parent), cls(child)
+
+    def send(self, kind: str, **fields) -> None:
+        """Send one message."""
+        fields["type"] = kind
+        self.sock.send(json.dumps(fields).encode())
+
+    def receive(self) -> dict:
+        """Wait for one message; end-of-file means the other side is gone."""
+        data = self.sock.recv(_MAX_MESSAGE)
+        if not data:
+            raise EOFError("the other side of the creation channel exited")
+        return json.loads(data)
+
+    def expect(self, kind: str) -> dict:
+        """Wait for a message of one type; an ``error`` message is raised."""
+        message = self.receive()
+        if message["type"] == "error":
+            raise SetupError(message["message"])
+        if message["type"] != kind:
+            raise SetupError(
+                f"creation protocol: expected `{kind}`, got `{message['type']}`"
+            )
+        return message
+
+    def fileno(self) -> int:
+        """The socket's descriptor."""
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        """Close this end."""
+        self.sock.close()
