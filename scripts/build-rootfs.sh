@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/bin/sh
 # Build a small busybox root filesystem for the demo bundles and the tests.
 #
 # Usage: scripts/build-rootfs.sh DEST [HOSTNAME]
@@ -13,17 +13,21 @@
 # The tree is built next to DEST and renamed into place, so an interrupted
 # build never leaves a half-made DEST behind. DEST/.pyruntime-rootfs marks a
 # finished build (the Makefile uses it as its target).
-set -euo pipefail
+#
+# POSIX sh on purpose: callers run it as `sh build-rootfs.sh`.
+set -eu
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
 
 die() {
     echo "build-rootfs: $*" >&2
     exit 1
 }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || die "usage: $0 DEST [HOSTNAME]"
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    die "usage: $0 DEST [HOSTNAME]"
+fi
 dest=${1%/}
 hostname=${2:-pyruntime}
 [ -x "$BUSYBOX" ] || die "$BUSYBOX not found: install Debian's busybox-static"
@@ -39,7 +43,6 @@ rm -rf "$work"
 mkdir -p "$work"
 
 make_dirs() {
-    local d
     for d in bin sbin usr/bin usr/sbin usr/local/bin etc proc sys dev run \
         var/log var/tmp app/config home; do
         mkdir -p "$work/$d"
@@ -48,18 +51,34 @@ make_dirs() {
     install -d -m 0700 "$work/root"
 }
 
+# up_from DIR: the "../" chain that leads from DIR back to the rootfs top.
+up_from() {
+    rest=$1
+    up=
+    while [ -n "$rest" ]; do
+        up="../$up"
+        case $rest in
+        */*) rest=${rest#*/} ;;
+        *) rest= ;;
+        esac
+    done
+    echo "$up"
+}
+
 # One relative symlink per applet, at the path busybox itself suggests.
 install_busybox() {
-    local applet slashes up i
     install -m 0755 "$BUSYBOX" "$work/bin/busybox"
-    "$BUSYBOX" --list-full | while read -r applet; do
-        case $applet in bin/busybox | linuxrc) continue ;; esac
-        slashes=${applet//[^\/]/}
-        up=
-        for ((i = 0; i < ${#slashes}; i++)); do up+=../; done
-        mkdir -p "$work/$(dirname "$applet")"
-        ln -sfn "${up}bin/busybox" "$work/$applet"
-    done
+    "$BUSYBOX" --list-full >"$work/.applets"
+    while read -r applet; do
+        case $applet in
+        bin/busybox | linuxrc) continue ;;
+        */*) dir=${applet%/*} ;;
+        *) dir= ;;
+        esac
+        mkdir -p "$work/$dir"
+        ln -sfn "$(up_from "$dir")bin/busybox" "$work/$applet"
+    done <"$work/.applets"
+    rm -f "$work/.applets"
 }
 
 # Users named after the seed configs that run as them.
@@ -80,15 +99,11 @@ appuser:x:10001:
 nogroup:x:65534:
 EOF
     echo "$hostname" >"$work/etc/hostname"
-    cat >"$work/etc/hosts" <<EOF
-127.0.0.1	localhost
-::1	localhost
-127.0.1.1	$hostname
-EOF
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t%s\n' "$hostname" \
+        >"$work/etc/hosts"
 }
 
 install_probe() {
-    local app
     install -m 0755 "$here/show-container.sh" "$work/usr/local/bin/show-container"
     for app in financial-app microservice web-app data-processor; do
         ln -sfn show-container "$work/usr/local/bin/$app"

@@ -7,6 +7,10 @@
 # root, no capabilities and a seccomp allowlist, so every probe copes with a
 # missing file instead of failing. Lines are "key: value" so tests can read them.
 
+# Some seeds replace the whole environment and leave no PATH.
+PATH=${PATH:-/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin}
+export PATH
+
 section() {
     echo
     echo "== $1 =="
@@ -41,6 +45,18 @@ show_identity() {
     show uid_map /proc/self/uid_map
     show gid_map /proc/self/gid_map
     echo "pid: $$"
+}
+
+# Each namespace as "type:[inode]"; equal inodes mean a shared namespace.
+show_namespaces() {
+    section namespaces
+    if [ -d /proc/self/ns ]; then
+        for ns in cgroup ipc mnt net pid time user uts; do
+            echo "ns.$ns: $(readlink "/proc/self/ns/$ns" 2>/dev/null || echo '?')"
+        done
+    else
+        echo "namespaces: (/proc not mounted)"
+    fi
 }
 
 show_security() {
@@ -89,6 +105,8 @@ show_cgroup_limits() {
     fi
 }
 
+# busybox ash's ulimit has -S, -H and -a, which POSIX leaves out.
+# shellcheck disable=SC3045
 show_rlimits() {
     section "rlimits (ulimit -a)"
     echo "nofile: $(ulimit -Sn) $(ulimit -Hn)"
@@ -98,6 +116,7 @@ show_rlimits() {
 
 echo "show-container: what this process sees"
 show_identity
+show_namespaces
 show_security
 show_mounts
 show_cgroup_limits

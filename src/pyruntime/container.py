@@ -76,7 +76,17 @@ def load_bundle(opts: CreateOptions):
     check_spec(spec)
     require_process(spec)
     check_terminal(spec, opts)
+    check_namespace_paths(spec)
     return spec
+
+
+def check_namespace_paths(spec) -> None:
+    """Refuse namespace paths that are not namespace files, before any change."""
+    from pyruntime.namespaces import open_joined
+
+    linux = spec.linux
+    for _, fd in open_joined(linux.namespaces if linux else ()):
+        os.close(fd)
 
 
 def check_terminal(spec, opts: CreateOptions) -> None:
@@ -155,6 +165,7 @@ def build_container(cdir: ContainerDir, state, spec, opts) -> ContainerState:
         no_new_keyring=opts.no_new_keyring,
         preserve_fds=opts.preserve_fds,
         annotations=state.annotations,
+        runtime_only_fds=[cdir.fd],
     )
     if spec.process.terminal:
         from pyruntime.console import connect_console_socket

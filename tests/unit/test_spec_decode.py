@@ -314,7 +314,7 @@ FINANCIAL = """\
         ]
     }
 }
-"""  # noqa: E501 (a URL in the article)
+"""  # noqa: RUF001 (the article's comment has a full-width colon)
 
 MICROSERVICE = """\
 {
@@ -680,7 +680,7 @@ def test_decode_process_document() -> None:
     with pytest.raises(ConfigError) as info:
         decode_process('{"cwd": 1}')
     assert info.value.problems == [
-        "process.json" and "args: required field is missing",
+        "args: required field is missing",
         "cwd: expected string, got integer",
     ]
 
@@ -956,7 +956,7 @@ def test_load_spec_invalid_utf8(tmp_path) -> None:
     (tmp_path / "config.json").write_bytes(b'{"ociVersion": "1.0.0\xff"}')
     with pytest.raises(ConfigError) as info:
         load_spec(str(tmp_path))
-    assert info.value.problems == ["byte 20: not valid UTF-8"]
+    assert info.value.problems == ["byte 21: not valid UTF-8"]
 
 
 def test_import_spec_stays_light() -> None:

@@ -75,11 +75,3 @@ def missing_ancestors(directory: str, mountpoint: str) -> list[str]:
         current = posixpath.join(current, part)
         levels.append(current)
     return levels
-
-
-def mountpoint_of(directory: str, inner: str) -> str:
-    """Return the hierarchy mount point of ``directory`` given its inner path."""
-    suffix = inner.rstrip("/")
-    if not directory.endswith(suffix):
-        raise ValueError(f"{directory} does not end with {inner}")
-    return directory[: len(directory) - len(suffix)] or "/"

@@ -123,8 +123,10 @@ def swap_to_v2(swap: int | None, limit: int | None) -> int | None:
         )
     if swap < limit:
         raise ConfigError(
-            [f"{FIELD}.memory.swap: memory+swap ({swap}) is below memory.limit "
-             f"({limit})"]
+            [
+                f"{FIELD}.memory.swap: memory+swap ({swap}) is below memory.limit "
+                f"({limit})"
+            ]
         )
     return swap - limit
 
@@ -200,23 +202,44 @@ def _add_v1_memory(b: _Builder, mem: dict[str, Any]) -> None:
     if _set(limit):
         # Raising the limit above the current memsw limit fails with EINVAL
         # until memsw is raised: retry it after the swap write.
-        b.add("memory", "memory.limit_in_bytes", limit, "memory.limit", retry_later=True)
+        b.add(
+            "memory", "memory.limit_in_bytes", limit, "memory.limit", retry_later=True
+        )
     if _set(swap):
-        b.add("memory", "memory.memsw.limit_in_bytes", swap, "memory.swap",
-              retry_later=True)
+        b.add(
+            "memory",
+            "memory.memsw.limit_in_bytes",
+            swap,
+            "memory.swap",
+            retry_later=True,
+        )
     elif limit == -1:
         # Unlimited memory with no swap given: unlimited memory+swap too, if
         # the kernel accounts swap at all.
-        b.add("memory", "memory.memsw.limit_in_bytes", -1, "memory.swap",
-              optional=True, retry_later=True)
+        b.add(
+            "memory",
+            "memory.memsw.limit_in_bytes",
+            -1,
+            "memory.swap",
+            optional=True,
+            retry_later=True,
+        )
     if _set(mem.get("reservation")):
-        b.add("memory", "memory.soft_limit_in_bytes", mem["reservation"],
-              "memory.reservation")
+        b.add(
+            "memory",
+            "memory.soft_limit_in_bytes",
+            mem["reservation"],
+            "memory.reservation",
+        )
     if _set(mem.get("kernel")):
         b.add("memory", "memory.kmem.limit_in_bytes", mem["kernel"], "memory.kernel")
     if _set(mem.get("kernelTCP")):
-        b.add("memory", "memory.kmem.tcp.limit_in_bytes", mem["kernelTCP"],
-              "memory.kernelTCP")
+        b.add(
+            "memory",
+            "memory.kmem.tcp.limit_in_bytes",
+            mem["kernelTCP"],
+            "memory.kernelTCP",
+        )
     _add_v1_memory_flags(b, mem)
 
 
@@ -231,8 +254,12 @@ def _add_v1_memory_flags(b: _Builder, mem: dict[str, Any]) -> None:
     if mem.get("disableOOMKiller"):
         b.add("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
     if mem.get("useHierarchy") is not None:
-        b.add("memory", "memory.use_hierarchy", int(bool(mem["useHierarchy"])),
-              "memory.useHierarchy")
+        b.add(
+            "memory",
+            "memory.use_hierarchy",
+            int(bool(mem["useHierarchy"])),
+            "memory.useHierarchy",
+        )
 
 
 def _add_v2_memory(b: _Builder, mem: dict[str, Any]) -> None:
@@ -244,11 +271,20 @@ def _add_v2_memory(b: _Builder, mem: dict[str, Any]) -> None:
     swap = swap_to_v2(mem.get("swap"), limit)
     if swap is not None:
         implied = not _set(mem.get("swap"))
-        b.add("memory", "memory.swap.max", _limit_text(swap, "max"), "memory.swap",
-              optional=implied)
+        b.add(
+            "memory",
+            "memory.swap.max",
+            _limit_text(swap, "max"),
+            "memory.swap",
+            optional=implied,
+        )
     if _set(mem.get("reservation")):
-        b.add("memory", "memory.low", _limit_text(mem["reservation"], "max"),
-              "memory.reservation")
+        b.add(
+            "memory",
+            "memory.low",
+            _limit_text(mem["reservation"], "max"),
+            "memory.reservation",
+        )
     _warn_v2_memory(b, mem)
 
 
@@ -261,8 +297,9 @@ def _warn_v2_memory(b: _Builder, mem: dict[str, Any]) -> None:
     if mem.get("disableOOMKiller"):
         b.warn("memory.disableOOMKiller", "cgroup v2 cannot disable the OOM killer")
     if mem.get("useHierarchy") is False:
-        b.warn("memory.useHierarchy", "cgroup v2 memory accounting is always "
-               "hierarchical")
+        b.warn(
+            "memory.useHierarchy", "cgroup v2 memory accounting is always hierarchical"
+        )
 
 
 # -------------------------------------------------------------------------- cpu
@@ -282,11 +319,21 @@ def _add_v1_cpu(b: _Builder, cpu: dict[str, Any]) -> None:
     # The runtime may not exceed the period: write the period first, and
     # retry it last when the current runtime is larger than the new period.
     if _set(cpu.get("realtimePeriod")):
-        b.add("cpu", "cpu.rt_period_us", cpu["realtimePeriod"], "cpu.realtimePeriod",
-              retry_later=True)
+        b.add(
+            "cpu",
+            "cpu.rt_period_us",
+            cpu["realtimePeriod"],
+            "cpu.realtimePeriod",
+            retry_later=True,
+        )
     if _set(cpu.get("realtimeRuntime")):
-        b.add("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"],
-              "cpu.realtimeRuntime", retry_later=True)
+        b.add(
+            "cpu",
+            "cpu.rt_runtime_us",
+            cpu["realtimeRuntime"],
+            "cpu.realtimeRuntime",
+            retry_later=True,
+        )
     if cpu.get("idle") is not None:
         b.add("cpu", "cpu.idle", cpu["idle"], "cpu.idle")
 
@@ -311,8 +358,12 @@ def _add_v2_cpu(b: _Builder, cpu: dict[str, Any]) -> None:
         b.add("cpu", "cpu.weight", shares_to_weight(cpu["shares"]), "cpu.shares")
     line = cpu_max_value(cpu.get("quota"), cpu.get("period"))
     if line is not None:
-        b.add("cpu", "cpu.max", line, "cpu.quota" if _set(cpu.get("quota"))
-              else "cpu.period")
+        b.add(
+            "cpu",
+            "cpu.max",
+            line,
+            "cpu.quota" if _set(cpu.get("quota")) else "cpu.period",
+        )
     if cpu.get("burst") is not None:
         b.add("cpu", "cpu.max.burst", cpu["burst"], "cpu.burst")
     if cpu.get("idle") is not None:
@@ -365,37 +416,64 @@ def _add_v1_blkio(b: _Builder, bio: dict[str, Any]) -> None:
     # Kernels with BFQ instead of CFQ name the weight files blkio.bfq.*.
     if _set(bio.get("weight")):
         weight = str(bio["weight"])
-        b.add("blkio", "blkio.weight", weight, "blockIO.weight",
-              alternatives=(("blkio.bfq.weight", weight),))
+        b.add(
+            "blkio",
+            "blkio.weight",
+            weight,
+            "blockIO.weight",
+            alternatives=(("blkio.bfq.weight", weight),),
+        )
     if _set(bio.get("leafWeight")):
         b.add("blkio", "blkio.leaf_weight", bio["leafWeight"], "blockIO.leafWeight")
     for index, dev in enumerate(_entries(bio, "weightDevice")):
         path = f"blockIO.weightDevice[{index}]"
         if _set(dev.get("weight")):
             line = f"{_device(dev)} {dev['weight']}"
-            b.add("blkio", "blkio.weight_device", line, path,
-                  alternatives=(("blkio.bfq.weight_device", line),))
+            b.add(
+                "blkio",
+                "blkio.weight_device",
+                line,
+                path,
+                alternatives=(("blkio.bfq.weight_device", line),),
+            )
         if _set(dev.get("leafWeight")):
-            b.add("blkio", "blkio.leaf_weight_device",
-                  f"{_device(dev)} {dev['leafWeight']}", path)
+            b.add(
+                "blkio",
+                "blkio.leaf_weight_device",
+                f"{_device(dev)} {dev['leafWeight']}",
+                path,
+            )
     for key, filename in _THROTTLE_V1.items():
         for index, dev in enumerate(_entries(bio, key)):
-            b.add("blkio", filename, f"{_device(dev)} {dev['rate']}",
-                  f"blockIO.{key}[{index}]")
+            b.add(
+                "blkio",
+                filename,
+                f"{_device(dev)} {dev['rate']}",
+                f"blockIO.{key}[{index}]",
+            )
 
 
 def _add_v2_io(b: _Builder, bio: dict[str, Any]) -> None:
     # io.bfq.weight takes the v1 scale as is; io.weight needs converting.
     if _set(bio.get("weight")):
         weight = bio["weight"]
-        b.add("io", "io.bfq.weight", weight, "blockIO.weight",
-              alternatives=(("io.weight", str(blkio_weight_to_io_weight(weight))),))
+        b.add(
+            "io",
+            "io.bfq.weight",
+            weight,
+            "blockIO.weight",
+            alternatives=(("io.weight", str(blkio_weight_to_io_weight(weight))),),
+        )
     for index, dev in enumerate(_entries(bio, "weightDevice")):
         if _set(dev.get("weight")):
             converted = blkio_weight_to_io_weight(dev["weight"])
-            b.add("io", "io.bfq.weight", f"{_device(dev)} {dev['weight']}",
-                  f"blockIO.weightDevice[{index}]",
-                  alternatives=(("io.weight", f"{_device(dev)} {converted}"),))
+            b.add(
+                "io",
+                "io.bfq.weight",
+                f"{_device(dev)} {dev['weight']}",
+                f"blockIO.weightDevice[{index}]",
+                alternatives=(("io.weight", f"{_device(dev)} {converted}"),),
+            )
     has_leaf = _set(bio.get("leafWeight")) or any(
         _set(d.get("leafWeight")) for d in _entries(bio, "weightDevice")
     )
@@ -405,16 +483,21 @@ def _add_v2_io(b: _Builder, bio: dict[str, Any]) -> None:
         for index, dev in enumerate(_entries(bio, key)):
             # v1 uses 0 for "no limit"; v2 spells it "max".
             rate = dev["rate"] if dev["rate"] else "max"
-            b.add("io", "io.max", f"{_device(dev)} {name}={rate}",
-                  f"blockIO.{key}[{index}]")
+            b.add(
+                "io",
+                "io.max",
+                f"{_device(dev)} {name}={rate}",
+                f"blockIO.{key}[{index}]",
+            )
 
 
 # ---------------------------------------------------------- hugetlb, network
 
 
 def _add_hugetlb(b: _Builder, limits: list[dict[str, Any]]) -> None:
-    usage, rsvd = (".max", ".rsvd.max") if b.v2 else (
-        ".limit_in_bytes", ".rsvd.limit_in_bytes")
+    usage, rsvd = (
+        (".max", ".rsvd.max") if b.v2 else (".limit_in_bytes", ".rsvd.limit_in_bytes")
+    )
     for index, entry in enumerate(limits):
         size, path = entry["pageSize"], f"hugepageLimits[{index}]"
         if "/" in size or size.startswith("."):
@@ -429,8 +512,12 @@ def _add_v1_network(b: _Builder, net: dict[str, Any]) -> None:
     if net.get("classID") is not None:
         b.add("net_cls", "net_cls.classid", net["classID"], "network.classID")
     for index, prio in enumerate(net.get("priorities") or []):
-        b.add("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}",
-              f"network.priorities[{index}]")
+        b.add(
+            "net_prio",
+            "net_prio.ifpriomap",
+            f"{prio['name']} {prio['priority']}",
+            f"network.priorities[{index}]",
+        )
 
 
 def _refuse_v2_network(net: dict[str, Any]) -> None:
@@ -499,8 +586,11 @@ def plan_v2(resources: dict[str, Any] | None) -> Plan:
     if resources.get("devices"):
         # TODO(#4): v2 device eBPF: attach a BPF_CGROUP_DEVICE program built
         # from the rules; until then the device cgroup is not restricted.
-        b.warn("devices", "the cgroup v2 device filter (eBPF) is not implemented; "
-               "device access is limited only by the container's /dev")
+        b.warn(
+            "devices",
+            "the cgroup v2 device filter (eBPF) is not implemented; "
+            "device access is limited only by the container's /dev",
+        )
     # Raw unified values come last so they override the converted ones.
     _add_unified(b, resources.get("unified") or {})
     return b.plan

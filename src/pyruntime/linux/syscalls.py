@@ -234,9 +234,8 @@ MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 # statfs(2) f_flags bit Python's os module does not name.
 ST_NOSYMFOLLOW = 0x2000
 
-# statfs(2) f_type values.
+# statfs(2) f_type of procfs.
 PROC_SUPER_MAGIC = 0x9FA0
-TMPFS_MAGIC = 0x01021994
 
 
 class _MountAttr(ctypes.Structure):
@@ -280,3 +279,107 @@ def fstatfs_type(fd: int) -> int:
     buf = ctypes.create_string_buffer(256)
     _check(_libc.fstatfs(ctypes.c_int(fd), buf), f"statfs fd {fd}")
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+# Capabilities and seccomp, used by pyruntime.security.
+
+PR_GET_KEEPCAPS = 7
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_LOWER = 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def prctl_args(
+    option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0
+) -> int:
+    """prctl(2) with all four arguments (PR_CAP_AMBIENT needs three)."""
+    result = _libc.prctl(
+        ctypes.c_int(option),
+        ctypes.c_ulong(arg2),
+        ctypes.c_ulong(arg3),
+        ctypes.c_ulong(arg4),
+        ctypes.c_ulong(arg5),
+    )
+    return _check(result, f"prctl({option}, {arg2}, {arg3})")
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """capget(2), version 3: ``(effective, permitted, inheritable)`` as 64-bit masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), f"capget of pid {pid}")
+    return tuple(  # type: ignore[return-value]
+        getattr(data[0], name) | (getattr(data[1], name) << 32)
+        for name in ("effective", "permitted", "inheritable")
+    )
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2), version 3, on the calling thread; masks are 64-bit."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for index, shift in enumerate((0, 32)):
+        data[index].effective = (effective >> shift) & 0xFFFFFFFF
+        data[index].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[index].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+# seccomp(2): operations and SECCOMP_FILTER_FLAG_* bits (linux/seccomp.h).
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 1 << 4
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
+
+# glibc has no seccomp() wrapper; the number is not in _NR above so that
+# table stays as it was.
+_NR_SECCOMP = 277 if platform.machine() == "aarch64" else 317
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(program: bytes | None, flags: int) -> int:
+    """seccomp(SECCOMP_SET_MODE_FILTER): install a classic BPF program.
+
+    ``program`` is an array of ``struct sock_filter`` (8 bytes each). Returns
+    the listener fd with ``SECCOMP_FILTER_FLAG_NEW_LISTENER``, else 0.
+    ``None`` passes a NULL program: the kernel checks ``flags`` first and
+    answers EFAULT when it knows them, EINVAL when it does not (a probe).
+    """
+    pointer = None
+    if program is not None:
+        buffer = ctypes.create_string_buffer(program, len(program))
+        prog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+        pointer = ctypes.byref(prog)
+    result = _libc.syscall(
+        ctypes.c_long(_NR_SECCOMP),
+        ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+        ctypes.c_uint(flags),
+        pointer,
+    )
+    return _check(result, "load seccomp filter")

@@ -39,6 +39,9 @@ class InitRequest:
     runtime_pid: int = 0
     annotations: dict = field(default_factory=dict)
     executable: str = ""
+    #: Descriptors only the runtime may hold, closed in the children first
+    #: thing (the state directory's lock would otherwise outlive ``create``).
+    runtime_only_fds: list[int] = field(default_factory=list)
 
     def hook_state(self, status: str, pid: int) -> bytes:
         """The state document hooks read on stdin."""
@@ -65,6 +68,8 @@ class Launch:
         pid = os.fork()
         if pid == 0:
             parent.close()
+            for fd in self.req.runtime_only_fds:
+                os.close(fd)
             from pyruntime.process.init import run_intermediate
 
             run_intermediate(self.req, child)

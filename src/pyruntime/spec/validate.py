@@ -122,10 +122,21 @@ def one_of(values: Iterable[str]) -> str:
 # --- process -----------------------------------------------------------------------
 
 
-def require_process(spec: Spec) -> Iterator[str]:
+def check_process_present(spec: Spec) -> Iterator[str]:
     """create needs a process to run."""
     if spec.process is None:
         yield "process: required field is missing (create needs a process to run)"
+
+
+def require_process(spec: Spec) -> None:
+    """Raise ConfigError unless ``spec`` has a process.
+
+    ``validate_spec`` already reports a missing process with everything else;
+    this is the guard for callers that go on to use ``spec.process``.
+    """
+    problems = list(check_process_present(spec))
+    if problems:
+        raise ConfigError(problems)
 
 
 def check_process_args(spec: Spec) -> Iterator[str]:
@@ -302,7 +313,7 @@ def check_sysctls(spec: Spec) -> Iterator[str]:
             )
         elif find_namespace(spec, kind) is None:
             yield (
-                f"{where}: needs a {kind} namespace in linux.namespaces, "
+                f'{where}: needs a "{kind}" entry in linux.namespaces, '
                 "else it would change the host"
             )
 
@@ -364,7 +375,7 @@ def check_seccomp(spec: Spec) -> Iterator[str]:
 
 #: Every rule, in the order problems are reported (document order, roughly).
 RULES: tuple[Rule, ...] = (
-    require_process,
+    check_process_present,
     check_process_args,
     check_process_cwd,
     check_console_size,

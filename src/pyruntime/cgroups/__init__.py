@@ -1,0 +1,27 @@
+"""Container cgroups on cgroup v1, hybrid and v2 hosts (cgroupfs driver).
+
+The public face of the package::
+
+    mgr = open_manager(cgroups_path, container_id)   # new container
+    mgr.create(); mgr.apply(resources); mgr.add_process(pid)
+    saved = mgr.paths()                               # keep in state.json
+    mgr = load_manager(saved)                         # later commands
+
+Modules: :mod:`.host` (which layout, which hierarchies), :mod:`.paths`
+(cgroupsPath → directories), :mod:`.writes` (resources → file writes, pure),
+:mod:`.files` (cgroupfs I/O), :mod:`.v1` and :mod:`.v2` (version specifics),
+:mod:`.manager` (the manager).
+"""
+
+from __future__ import annotations
+
+from pyruntime.cgroups.host import detect_mode, list_controllers
+from pyruntime.cgroups.manager import Manager, load_manager, open_manager
+
+__all__ = [
+    "Manager",
+    "detect_mode",
+    "list_controllers",
+    "load_manager",
+    "open_manager",
+]
