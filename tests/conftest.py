@@ -196,8 +196,9 @@ class Runtime:
 
     def create(self, bundle: Bundle, container_id: str, *flags: str, **kw):
         """``create`` with stdio in files: init inherits them, pipes never close."""
-        return self.detached("create", "--bundle", str(bundle.path), *flags,
-                             container_id, **kw)
+        return self.detached(
+            "create", "--bundle", str(bundle.path), *flags, container_id, **kw
+        )
 
     def detached(self, *args: str, **kw) -> subprocess.CompletedProcess:
         """Run a command whose stdio the container keeps; stderr via a file."""

@@ -19,7 +19,6 @@ import struct
 import termios
 
 from pyruntime.errors import SetupError
-from pyruntime.linux import syscalls as sc
 
 _TIOCSPTLCK = 0x40045431
 _TIOCGPTN = 0x80045430
@@ -54,19 +53,6 @@ def open_pty(rows: int | None, cols: int | None) -> tuple[int, int, str]:
         size = struct.pack("HHHH", rows or 0, cols or 0, 0, 0)
         fcntl.ioctl(master, termios.TIOCSWINSZ, size)
     return master, slave, slave_path
-
-
-def bind_console(slave_path: str) -> None:
-    """Bind-mount the pty slave over ``/dev/console``."""
-    try:
-        if not os.path.lexists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY, 0o600))
-        elif os.path.islink("/dev/console"):
-            os.unlink("/dev/console")
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY, 0o600))
-        sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
-    except OSError as err:
-        raise SetupError(f"bind `{slave_path}` on `/dev/console`: {err}") from err
 
 
 def send_master(sock: socket.socket, master: int) -> None:

@@ -292,7 +292,11 @@ def run_poststart(state: ContainerState) -> None:
     spec_hooks = _saved_hooks(state, "poststart")
     if spec_hooks:
         doc = hooks.state_document(
-            state.oci_version, state.id, st.RUNNING, state.pid, state.bundle,
+            state.oci_version,
+            state.id,
+            st.RUNNING,
+            state.pid,
+            state.bundle,
             state.annotations,
         )
         hooks.run_hooks_warn("poststart", spec_hooks, doc, cwd=state.bundle)
@@ -517,7 +521,11 @@ def run_poststop(spec, state: ContainerState) -> None:
         phase = _saved_hooks(state, "poststop")
     if phase:
         doc = hooks.state_document(
-            state.oci_version, state.id, st.STOPPED, 0, state.bundle,
+            state.oci_version,
+            state.id,
+            st.STOPPED,
+            0,
+            state.bundle,
             state.annotations,
         )
         hooks.run_hooks_warn("poststop", phase, doc, cwd=state.bundle)
@@ -550,8 +558,13 @@ def run(
 def forward_signals(pid: int) -> dict:
     """Relay every catchable signal the runtime gets to init."""
     previous = {}
-    skip = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH,
-            signal.SIGURG}
+    skip = {
+        signal.SIGCHLD,
+        signal.SIGKILL,
+        signal.SIGSTOP,
+        signal.SIGWINCH,
+        signal.SIGURG,
+    }
     for sig in signal.valid_signals():
         if sig in skip or sig >= signal.SIGRTMIN:
             continue

@@ -23,8 +23,13 @@ NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 
 def cgroup_support() -> dict:
     """Which cgroup hierarchies the cgroupfs driver handles."""
-    return {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
-            "rdma": True}
+    return {
+        "v1": True,
+        "v2": True,
+        "systemd": False,
+        "systemdUser": False,
+        "rdma": True,
+    }
 
 
 def mount_options() -> list[str]:

@@ -24,7 +24,9 @@ def bring_up_loopback() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
             request = struct.pack("16sH14x", b"lo", 0)
-            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[
+                1
+            ]
             request = struct.pack("16sH14x", b"lo", flags | _IFF_UP)
             fcntl.ioctl(sock, _SIOCSIFFLAGS, request)
         except OSError as err:

@@ -221,15 +221,7 @@ def test_every_bundle_dir_is_tested():
 def assert_refused(runtime, bundle: Path, words: list[str]) -> str:
     """``create`` must fail with one line naming ``words``, leaving nothing."""
     cid = runtime.new_id("seed")
-    result = runtime(
-        "create",
-        "--bundle",
-        str(bundle),
-        cid,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        capture_output=False,
-    )
+    result = runtime.detached("create", "--bundle", str(bundle), cid)
     assert result.returncode != 0, "the invalid config was accepted"
     lines = result.stderr.strip().splitlines()
     assert lines, "no error message"

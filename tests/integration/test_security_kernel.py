@@ -85,7 +85,7 @@ def fork_child(tmp_path: Path, setup, argv: list[str] | None):
             setup()
             if argv is not None:
                 os.execv(argv[0], argv)
-        except BaseException:  # noqa: BLE001 - reported through the err file
+        except BaseException:  # reported through the err file
             os.write(2, traceback.format_exc().encode())
             code = 127
         os._exit(code)
@@ -144,7 +144,7 @@ CONFIGS = {
         inheritable=(),
         permitted=tuple(N),
         ambient=(),
-    ),  # fmt: skip
+    ),
     "newest": Capabilities(*(tuple(NEWEST),) * 5),
 }
 
@@ -168,10 +168,12 @@ def expected_after_exec(config: Capabilities, uid: int) -> dict[str, int]:
     }
 
 
-def become_user_with(plan, uid: int):
+def become_user_with(plan, uid: int, nnp: bool = False):
     """The init sequence: keep-caps, groups and ids, then the capability sets."""
 
     def setup():
+        if nnp:
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         caps.prepare_capabilities(plan)
         os.setgroups([])
         os.setresgid(uid, uid, uid)
@@ -181,13 +183,14 @@ def become_user_with(plan, uid: int):
     return setup
 
 
+@pytest.mark.parametrize("nnp", [False, True], ids=["", "nnp"])
 @pytest.mark.parametrize("uid", [0, NONROOT])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_capabilities_seen_by_program_follow_kernel_rules(tmp_path, name, uid):
+def test_capabilities_seen_by_program_follow_kernel_rules(tmp_path, name, uid, nnp):
     config = CONFIGS[name]
     plan = caps.plan_capabilities(config)
     argv = [BUSYBOX, "grep", "Cap", "/proc/self/status"]
-    outcome = run_child(tmp_path, become_user_with(plan, uid), argv)
+    outcome = run_child(tmp_path, become_user_with(plan, uid, nnp), argv)
     assert outcome.exit_code == 0, outcome.err
     assert parse_caps(outcome.out) == expected_after_exec(config, uid)
 
@@ -290,10 +293,8 @@ def filtered(plan, *, nnp: bool = True, uid: int | None = None, then=None):
 
 
 def rule(names, action, errno_ret=None, args=None) -> Syscall:
-    return Syscall(
-        names=tuple(names), action=action, errno_ret=errno_ret,
-        args=tuple(args) if args else None,
-    )  # fmt: skip
+    args = tuple(args) if args else None
+    return Syscall(names=tuple(names), action=action, errno_ret=errno_ret, args=args)
 
 
 def allow_except(*rules_, **kw) -> seccomp.SeccompPlan:
@@ -386,7 +387,7 @@ def test_seccomp_conditions_on_different_arguments_all_apply(tmp_path):
 
 
 #: The allowlist of the "financial" seed config (default action ERRNO).
-FINANCIAL_ALLOWLIST = """
+_FINANCIAL_NAMES = """
 read write open close stat fstat lstat poll lseek mmap mprotect munmap brk
 rt_sigaction rt_sigprocmask rt_sigreturn ioctl pread64 pwrite64 readv writev
 access pipe select sched_yield mremap msync mincore madvise dup dup2 pause
@@ -424,7 +425,8 @@ timerfd_gettime accept4 signalfd4 eventfd2 epoll_create1 dup3 pipe2
 inotify_init1 preadv pwritev rt_tgsigqueueinfo perf_event_open recvmmsg
 fanotify_init fanotify_mark prlimit64 name_to_handle_at open_by_handle_at
 clock_adjtime syncfs sendmmsg setns getcpu process_vm_readv process_vm_writev
-""".split()
+"""
+FINANCIAL_ALLOWLIST = _FINANCIAL_NAMES.split()
 
 
 def financial_plan(**kw) -> seccomp.SeccompPlan:

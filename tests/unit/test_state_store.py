@@ -77,18 +77,16 @@ def test_corrupt_state_is_a_clear_error(tmp_path, content):
 
 
 def test_missing_container(tmp_path):
-    with pytest.raises(ContainerNotFoundError):
-        with open_container(str(tmp_path), "nope"):
-            pass
+    with pytest.raises(ContainerNotFoundError), open_container(str(tmp_path), "nope"):
+        pass
 
 
 def test_lock_notices_removed_directory(tmp_path):
     cdir = create_container_dir(str(tmp_path), "c1")
     cdir.remove()
     cdir.close()
-    with pytest.raises(ContainerNotFoundError):
-        with open_container(str(tmp_path), "c1"):
-            pass
+    with pytest.raises(ContainerNotFoundError), open_container(str(tmp_path), "c1"):
+        pass
 
 
 def test_status_of_dead_init_is_stopped(tmp_path):

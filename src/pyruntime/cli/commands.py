@@ -17,12 +17,40 @@ import click
 from pyruntime.errors import UsageError
 
 SIGNALS = {
-    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6,
-    "BUS": 7, "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12,
-    "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17, "CLD": 17,
-    "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23,
-    "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
-    "POLL": 29, "PWR": 30, "SYS": 31,
+    "HUP": 1,
+    "INT": 2,
+    "QUIT": 3,
+    "ILL": 4,
+    "TRAP": 5,
+    "ABRT": 6,
+    "IOT": 6,
+    "BUS": 7,
+    "FPE": 8,
+    "KILL": 9,
+    "USR1": 10,
+    "SEGV": 11,
+    "USR2": 12,
+    "PIPE": 13,
+    "ALRM": 14,
+    "TERM": 15,
+    "STKFLT": 16,
+    "CHLD": 17,
+    "CLD": 17,
+    "CONT": 18,
+    "STOP": 19,
+    "TSTP": 20,
+    "TTIN": 21,
+    "TTOU": 22,
+    "URG": 23,
+    "XCPU": 24,
+    "XFSZ": 25,
+    "VTALRM": 26,
+    "PROF": 27,
+    "WINCH": 28,
+    "IO": 29,
+    "POLL": 29,
+    "PWR": 30,
+    "SYS": 31,
 }
 
 
@@ -49,8 +77,9 @@ def require_args(ctx: click.Context, args: tuple, count: int, at_least=False) ->
         )
 
 
-def create_options(ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring,
-                   preserve_fds):
+def create_options(
+    ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds
+):
     """Build CreateOptions; paths are made absolute before anything else."""
     from pyruntime.container import CreateOptions
 
@@ -70,8 +99,12 @@ def create_flags(func):
     decorators = [
         click.option("-b", "--bundle", default=None, help="bundle directory"),
         click.option("--pid-file", default=None, help="write init's pid here"),
-        click.option("--console-socket", default=None, help="AF_UNIX socket for the pty"),
-        click.option("--no-pivot", is_flag=True, help="use move+chroot, not pivot_root"),
+        click.option(
+            "--console-socket", default=None, help="AF_UNIX socket for the pty"
+        ),
+        click.option(
+            "--no-pivot", is_flag=True, help="use move+chroot, not pivot_root"
+        ),
         click.option("--no-new-keyring", is_flag=True, help="keep the session keyring"),
         click.option("--preserve-fds", default=0, type=int, help="fds to pass on"),
         click.option("--pidfd-socket", default=None, hidden=True),
@@ -85,14 +118,24 @@ def create_flags(func):
 @create_flags
 @click.argument("args", nargs=-1)
 @click.pass_context
-def create(ctx, args, bundle, pid_file, console_socket, no_pivot, no_new_keyring,
-           preserve_fds, pidfd_socket):
+def create(
+    ctx,
+    args,
+    bundle,
+    pid_file,
+    console_socket,
+    no_pivot,
+    no_new_keyring,
+    preserve_fds,
+    pidfd_socket,
+):
     """Create a container; its program runs only at ``start``."""
     from pyruntime import container
 
     require_args(ctx, args, 1)
-    opts = create_options(ctx, bundle, pid_file, console_socket, no_pivot,
-                          no_new_keyring, preserve_fds)
+    opts = create_options(
+        ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds
+    )
     container.create(ctx.obj.root, args[0], opts)
 
 
@@ -114,14 +157,27 @@ def start(ctx, args):
 @click.option("--no-subreaper", is_flag=True, hidden=True)
 @click.argument("args", nargs=-1)
 @click.pass_context
-def run(ctx, args, bundle, pid_file, console_socket, no_pivot, no_new_keyring,
-        preserve_fds, pidfd_socket, detach, keep, no_subreaper):
+def run(
+    ctx,
+    args,
+    bundle,
+    pid_file,
+    console_socket,
+    no_pivot,
+    no_new_keyring,
+    preserve_fds,
+    pidfd_socket,
+    detach,
+    keep,
+    no_subreaper,
+):
     """Create and start a container; wait for it unless detached."""
     from pyruntime import container
 
     require_args(ctx, args, 1)
-    opts = create_options(ctx, bundle, pid_file, console_socket, no_pivot,
-                          no_new_keyring, preserve_fds)
+    opts = create_options(
+        ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds
+    )
     return container.run(ctx.obj.root, args[0], opts, detach=detach, keep=keep)
 
 
@@ -236,7 +292,15 @@ def not_yet(name: str, issue: int, summary: str) -> click.Command:
 
 
 COMMANDS = [
-    create, start, run, state, kill, delete, list_, spec, features,
+    create,
+    start,
+    run,
+    state,
+    kill,
+    delete,
+    list_,
+    spec,
+    features,
     not_yet("exec", 5, "Run a new process inside a container"),
     not_yet("ps", 4, "List the processes of a container"),
     not_yet("events", 4, "Stream a container's stats and OOM events"),

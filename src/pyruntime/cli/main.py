@@ -86,8 +86,13 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 @click.option("--rootless", default="auto", help="true, false or auto")
 @click.option("--criu", default=None, hidden=True, help="accepted and ignored")
 @click.option(
-    "-v", "--version", is_flag=True, expose_value=False, is_eager=True,
-    callback=show_version, help="print the version",
+    "-v",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=show_version,
+    help="print the version",
 )
 @click.pass_context
 def cli(ctx, root, log_path, log_format, debug, systemd_cgroup, rootless, criu):

@@ -112,8 +112,9 @@ def mount(
     data: str | None = None,
 ) -> None:
     """mount(2); ``target`` may be a ``/proc/self/fd/N`` path."""
-    result = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags),
-                         _b(data))
+    result = _libc.mount(
+        _b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)
+    )
     _check(result, f"mount `{source}` on `{target}`", target)
 
 
@@ -185,8 +186,11 @@ def close_range_cloexec(first: int) -> None:
 def prctl(option: int, arg2: int = 0) -> int:
     """prctl(2) with one argument."""
     result = _libc.prctl(
-        ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
-        ctypes.c_ulong(0), ctypes.c_ulong(0),
+        ctypes.c_int(option),
+        ctypes.c_ulong(arg2),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
     )
     return _check(result, f"prctl({option})")
 
@@ -194,16 +198,17 @@ def prctl(option: int, arg2: int = 0) -> int:
 def join_session_keyring(name: str | None) -> None:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING): give the container a new keyring."""
     KEYCTL_JOIN_SESSION_KEYRING = 1
-    result = _syscall(
-        "keyctl", ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)
-    )
+    result = _syscall("keyctl", ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name))
     _check(result, "join session keyring")
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
     """pidfd_send_signal(2): signal exactly the process the pidfd refers to."""
     result = _syscall(
-        "pidfd_send_signal", ctypes.c_int(pidfd), ctypes.c_int(sig), None,
+        "pidfd_send_signal",
+        ctypes.c_int(pidfd),
+        ctypes.c_int(sig),
+        None,
         ctypes.c_uint(0),
     )
     _check(result, f"send signal {sig}")

@@ -23,8 +23,14 @@ from pyruntime.process.protocol import Channel
 
 #: Signals that end a created-but-not-started init: as pid 1 of its pid
 #: namespace it would otherwise ignore them (no default action for init).
-_FATAL_WHILE_WAITING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-                        signal.SIGUSR1, signal.SIGUSR2)
+_FATAL_WHILE_WAITING = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 
 def run_intermediate(req, chan: Channel) -> None:
@@ -41,7 +47,7 @@ def run_intermediate(req, chan: Channel) -> None:
         if pid == 0:
             run_init(req, chan)
         chan.send("init-pid", pid=pid)
-    except BaseException as err:  # noqa: BLE001 - reported to the runtime
+    except BaseException as err:
         report_error(chan, err)
         os._exit(1)
     os._exit(0)
@@ -132,13 +138,13 @@ def run_init(req, chan: Channel) -> None:
         slave = set_up_container(req, chan)
         chan.send("ready")
         chan.close()
-    except BaseException as err:  # noqa: BLE001 - reported to the runtime
+    except BaseException as err:
         report_error(chan, err)
         os._exit(1)
     wait_for_start(req)
     try:
         exec_user_program(req, slave)
-    except BaseException as err:  # noqa: BLE001 - the container's own stderr
+    except BaseException as err:
         os.write(2, f"{req.runtime_name}: {err}\n".encode())
         os._exit(1)
 
@@ -221,7 +227,7 @@ def set_up_console(req) -> int | None:
     master, slave, slave_path = console.open_pty(
         size.height if size else None, size.width if size else None
     )
-    console.bind_console(slave_path)
+    rootfs.mount_console(slave_path)
     log.debug("send the pty master to the console socket")
     console.send_master(req.console_sock, master)
     return slave

@@ -46,7 +46,11 @@ class InitRequest:
     def hook_state(self, status: str, pid: int) -> bytes:
         """The state document hooks read on stdin."""
         return hooks.state_document(
-            self.oci_version, self.container_id, status, pid, self.bundle,
+            self.oci_version,
+            self.container_id,
+            status,
+            pid,
+            self.bundle,
             self.annotations,
         )
 

@@ -88,7 +88,9 @@ class ContainerState:
             data = json.loads(text)
             return cls(**data)
         except (ValueError, TypeError) as err:
-            raise StateCorruptError(f"read state `{path}`: corrupt state file: {err}")
+            raise StateCorruptError(
+                f"read state `{path}`: corrupt state file: {err}"
+            ) from err
 
 
 def ensure_root(root: str) -> None:
