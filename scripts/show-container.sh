@@ -16,7 +16,7 @@ section() {
     echo "== $1 =="
 }
 
-# show KEY FILE: print the file's first line, or why it cannot be read.
+# show KEY FILE: the file's contents on one line, or why it cannot be read.
 show() {
     if [ -r "$2" ]; then
         echo "$1: $(tr -s " \n" " " <"$2" | sed "s/^ //; s/ $//")"
