@@ -290,3 +290,22 @@ def bundle(tmp_path: Path, rootfs_template: Path) -> Bundle:
     path = tmp_path / "bundle"
     path.mkdir()
     return Bundle(path, rootfs_template).write()
+
+
+def mounts_mentioning(text: str) -> list[str]:
+    """Lines of the host's mountinfo that mention ``text`` (for leak checks)."""
+    with open("/proc/self/mountinfo") as handle:
+        return [line for line in handle if text in line]
+
+
+def assert_nothing_left(runtime: Runtime, container_id: str, *marks: str) -> None:
+    """No state directory, cgroup, host mount or live process of a container.
+
+    ``marks`` are more strings (a bundle path...) that no host mount and no
+    process command line may mention any more.
+    """
+    assert not (runtime.root / container_id).exists(), "state directory left"
+    assert not cgroup_dirs(container_id), "cgroup left"
+    for mark in (container_id, *marks):
+        assert not mounts_mentioning(mark), f"host mounts mention {mark}"
+        assert not processes_mentioning(mark), f"processes mention {mark}"

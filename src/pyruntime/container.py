@@ -5,7 +5,8 @@ cgroups. Each public function is one CLI command, without the CLI.
 
 The create sequence, in order:
 
-1. check the id, load and validate config.json (nothing on disk yet);
+1. check the id, load and validate config.json, check the rootfs (nothing
+   on disk yet);
 2. make and lock ``<root>/<id>``, save state ``creating``;
 3. make the cgroup and apply its limits; make ``exec.fifo``;
 4. fork the children (:mod:`pyruntime.process.launcher`); save init's pid
@@ -117,6 +118,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> ContainerState:
     validate_id(container_id)
     check_preserved_fds(opts.preserve_fds)
     spec = load_bundle(opts)
+    check_rootfs(rootfs_path(spec, opts.bundle))
     cdir = create_container_dir(root, container_id)
     try:
         state = initial_state(container_id, spec, opts)
@@ -131,13 +133,10 @@ def create(root: str, container_id: str, opts: CreateOptions) -> ContainerState:
 
 def initial_state(container_id: str, spec, opts: CreateOptions) -> ContainerState:
     """The ``creating`` state saved before anything else is made."""
-    rootfs = spec.root.path
-    if not os.path.isabs(rootfs):
-        rootfs = os.path.join(opts.bundle, rootfs)
     return ContainerState(
         id=container_id,
         bundle=opts.bundle,
-        rootfs=os.path.normpath(rootfs),
+        rootfs=rootfs_path(spec, opts.bundle),
         annotations=dict(spec.annotations or {}),
         config=spec.raw,
         oci_version=OCI_VERSION,
@@ -145,16 +144,23 @@ def initial_state(container_id: str, spec, opts: CreateOptions) -> ContainerStat
     )
 
 
+def rootfs_path(spec, bundle: str) -> str:
+    """``root.path``, made absolute against the bundle."""
+    rootfs = spec.root.path
+    if not os.path.isabs(rootfs):
+        rootfs = os.path.join(bundle, rootfs)
+    return os.path.normpath(rootfs)
+
+
 def build_container(cdir: ContainerDir, state, spec, opts) -> ContainerState:
     """Steps 3 to 5 of the create sequence."""
     from pyruntime.process.launcher import InitRequest, Launch
 
-    check_rootfs(state.rootfs)
     cgroup = make_cgroup(cdir, state, spec, opts)
     fifo_fd = make_fifo(cdir)
     req = InitRequest(
         container_id=state.id,
-        spec=spec,
+        spec=hooks.with_container_env(spec),
         bundle=state.bundle,
         rootfs=state.rootfs,
         oci_version=OCI_VERSION,
@@ -175,6 +181,7 @@ def build_container(cdir: ContainerDir, state, spec, opts) -> ContainerState:
     def record_pid(pid: int) -> None:
         state.pid = pid
         state.pid_start = read_start_time(pid)
+        cdir.save_cleanup(state)
         cdir.save(state)
 
     try:
@@ -191,7 +198,7 @@ def build_container(cdir: ContainerDir, state, spec, opts) -> ContainerState:
 
 
 def check_rootfs(rootfs: str) -> None:
-    """The rootfs must be a directory."""
+    """The rootfs must be a directory (checked before anything is made)."""
     if not os.path.isdir(rootfs):
         raise SetupError(f"rootfs `{rootfs}` does not exist or is not a directory")
 
@@ -207,7 +214,10 @@ def make_cgroup(cdir: ContainerDir, state, spec, opts):
         systemd=opts.systemd_cgroup,
     )
     state.cgroup_paths = manager.paths()
-    cdir.save(state)  # saved first: delete --force must find what create made
+    # Saved first, twice: delete --force must find what create made even if
+    # state.json gets damaged later.
+    cdir.save_cleanup(state)
+    cdir.save(state)
     manager.create()
     resources = (spec.raw.get("linux") or {}).get("resources")
     manager.apply(resources)
@@ -250,14 +260,24 @@ def destroy_failed(cdir: ContainerDir, spec, err: BaseException) -> None:
 
 
 def start(root: str, container_id: str) -> None:
-    """Let a created container's init exec the user program."""
+    """Let a created container's init exec the user program.
+
+    ``start`` returns once the program was exec'd (then poststart runs) or
+    init failed before it (a startContainer hook, the exec itself): that is
+    an error of ``start``, and the container is stopped, as the runtime-spec
+    asks. Its state stays for ``delete``, which runs the poststop hooks.
+    """
     with open_container(root, container_id) as cdir:
         state = load_state(cdir)
         status = st.current_status(cdir, state)
         refuse_start(status)
-        release_init(cdir)
-        state.status = st.RUNNING
-        cdir.save(state)
+        failure = release_init(cdir, state)
+        if failure is None:
+            state.status = st.RUNNING
+            cdir.save(state)
+    if failure is not None:
+        stop_failed_start(state)
+        raise SetupError(failure)
     run_poststart(state)
 
 
@@ -273,18 +293,26 @@ def refuse_start(status: str) -> None:
         raise StateError(messages[status])
 
 
-def release_init(cdir: ContainerDir) -> None:
-    """Write the byte init waits for on exec.fifo, then remove the fifo."""
+def release_init(cdir: ContainerDir, state: ContainerState) -> str | None:
+    """Hand init its start byte on exec.fifo; return init's failure, if any."""
+    from pyruntime.process.protocol import release_init as handshake
+
     try:
-        fd = os.open(cdir.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as err:
-        # ENXIO: nobody holds the fifo for reading, so init is gone.
-        raise StateError("cannot start a container that has stopped") from err
-    try:
-        os.write(fd, b"0")
+        return handshake(cdir.fifo_path, state.pid)
     finally:
-        os.close(fd)
-    os.unlink(cdir.fifo_path)
+        # Whatever happened, the container is no longer "created".
+        try:
+            os.unlink(cdir.fifo_path)
+        except FileNotFoundError:
+            pass
+
+
+def stop_failed_start(state: ContainerState) -> None:
+    """Make sure init, which reported a failure, is gone before start returns."""
+    try:
+        wait_for_exit(state, timeout=1.0)
+    except StateError:
+        kill_init(state)
 
 
 def run_poststart(state: ContainerState) -> None:
@@ -500,17 +528,44 @@ def remove_cgroup(state: ContainerState) -> None:
 
 
 def remove_leftovers(cdir: ContainerDir) -> None:
-    """Clean a container whose state is unreadable: best effort, then rmdir."""
-    from pyruntime.cgroups import open_manager
+    """Clean a container whose state is unreadable: best effort, then rmdir.
 
+    What to undo comes from cleanup.json (written next to state.json when the
+    cgroup and init were made); without it, from the default cgroup location.
+    """
+    record = cdir.load_cleanup()
+    leftover = ContainerState(id=cdir.id, bundle="", rootfs="")
+    pid, start = record.get("pid"), record.get("pid_start")
+    # Without its start time a pid could name an unrelated process by now.
+    if type(pid) is int and pid > 0 and type(start) is int:
+        leftover.pid, leftover.pid_start = pid, start
+    paths = record.get("cgroup_paths")
     try:
-        manager = open_manager(None, cdir.id)
-        if manager.exists():
-            manager.kill_all(signal.SIGKILL)
-            manager.destroy()
+        kill_init(leftover)
     except (OSError, RuntimeError_):
         pass
+    for manager in leftover_cgroups(cdir.id, paths):
+        try:
+            if manager.exists():
+                manager.kill_all(signal.SIGKILL)
+                manager.destroy()
+        except (OSError, RuntimeError_):
+            pass
     cdir.remove()
+
+
+def leftover_cgroups(container_id: str, saved) -> list:
+    """The cgroup that may hold a broken container's processes: the saved
+    paths, or else the default location for its id."""
+    from pyruntime.cgroups import load_manager, open_manager
+
+    try:
+        if not (isinstance(saved, dict) and saved):
+            saved = open_manager(None, container_id).paths()
+        # load_manager: the container's own directories are ours to remove.
+        return [load_manager(saved)]
+    except (OSError, RuntimeError_):
+        return []
 
 
 def run_poststop(spec, state: ContainerState) -> None:

@@ -41,6 +41,9 @@ def mount_options() -> list[str]:
 
 def features_document() -> dict:
     """Build the runtime-spec features JSON."""
+    from pyruntime.security.capabilities import known_capabilities
+    from pyruntime.security.seccomp import feature_lists
+
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -48,7 +51,9 @@ def features_document() -> dict:
         "mountOptions": mount_options(),
         "linux": {
             "namespaces": NAMESPACES,
+            "capabilities": known_capabilities(),
             "cgroup": cgroup_support(),
+            "seccomp": feature_lists(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},

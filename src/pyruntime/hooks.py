@@ -14,12 +14,16 @@ poststop          the runtime                      ``delete``
 ================  ==============================  ============================
 
 A hook's argv is its ``args`` (``args[0]`` is argv[0]) or just its ``path``;
-its environment is exactly its ``env`` (the runtime's own when absent, as runc);
-its stdin is the container's state, compact JSON with no trailing newline.
+its environment is exactly its ``env``. Without ``env``, a hook of the
+runtime's namespaces inherits the runtime's environment, and a createContainer
+or startContainer hook gets the container process's ``process.env`` (as runc
+does; the caller's environment never reaches into the container). Its stdin is
+the container's state, compact JSON with no trailing newline.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -42,6 +46,30 @@ def hooks_of(spec, phase: str) -> tuple:
     """Return the hooks of one phase (``create_runtime`` style name)."""
     hooks = getattr(spec, "hooks", None)
     return (getattr(hooks, phase, None) or ()) if hooks else ()
+
+
+#: The phases that run inside the container's namespaces.
+CONTAINER_PHASES = ("create_container", "start_container")
+
+
+def with_container_env(spec):
+    """Return ``spec`` whose in-container hooks without ``env`` get process.env."""
+    spec_hooks = getattr(spec, "hooks", None)
+    process = getattr(spec, "process", None)
+    if spec_hooks is None or process is None:
+        return spec
+    env = tuple(process.env or ())
+    changes = {}
+    for phase in CONTAINER_PHASES:
+        phase_hooks = getattr(spec_hooks, phase) or ()
+        if any(hook.env is None for hook in phase_hooks):
+            changes[phase] = tuple(
+                dataclasses.replace(hook, env=env) if hook.env is None else hook
+                for hook in phase_hooks
+            )
+    if not changes:
+        return spec
+    return dataclasses.replace(spec, hooks=dataclasses.replace(spec_hooks, **changes))
 
 
 def state_document(
@@ -127,8 +155,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_hooks_warn(phase: str, hooks, state: bytes, cwd: str | None = None) -> None:
-    """Run a phase whose failures must not fail the command: log a warning."""
-    try:
-        run_hooks(phase, hooks, state, cwd)
-    except HookError as err:
-        log.warning(str(err))
+    """Run a phase whose failures must not fail the command.
+
+    Each failure is a logged warning and the remaining hooks still run: the
+    runtime-spec says to continue "as if the hook had succeeded".
+    """
+    name = PHASE_NAMES[phase]
+    for index, hook in enumerate(hooks):
+        log.debug(f"hook {name}[{index}]: run {hook.path}")
+        try:
+            run_hook(name, index, hook, state, cwd)
+        except HookError as err:
+            log.warning(str(err))

@@ -111,14 +111,97 @@ def open_joined(namespaces) -> list[tuple[str, int]]:
     return opened
 
 
-def join_namespace(ns_type: str, fd: int) -> None:
-    """setns() into an opened namespace."""
+def is_own_namespace(ns_type: str, path: str) -> bool:
+    """Tell whether ``path`` names the calling process's own (the host's) namespace."""
+    try:
+        given = os.stat(path)
+        own = os.stat(f"/proc/self/ns/{NAMESPACES[ns_type][1]}")
+    except OSError:
+        return False  # open_namespace reports a bad path
+    return (given.st_dev, given.st_ino) == (own.st_dev, own.st_ino)
+
+
+def refuse_host_changes(namespaces, sysctl, hostname, domainname) -> None:
+    """Refuse settings that would land in a joined namespace that is the host's.
+
+    Joining the host's network namespace is allowed (``--net=host``), but a
+    ``net.*`` sysctl written there would change the host; the same goes for
+    IPC sysctls and for the host's UTS namespace with a hostname. Called with
+    the runtime's namespaces still in force, before any join.
+    """
+    from pyruntime.spec.validate import sysctl_namespace
+
+    host = {
+        ns.type: ns.path
+        for ns in namespaces or ()
+        if ns.path and is_own_namespace(ns.type, ns.path)
+    }
+    if not host:
+        return
+    for key in sysctl or {}:
+        kind = sysctl_namespace(key)
+        if kind in host:
+            raise SetupError(
+                f"sysctl `{key}`: not allowed in the host's {kind} namespace "
+                f"`{host[kind]}` (it would change the host)"
+            )
+    if "uts" in host:
+        for name, value in (("hostname", hostname), ("domainname", domainname)):
+            if value:
+                raise SetupError(
+                    f"{name} `{value}`: not allowed in the host's uts namespace "
+                    f"`{host['uts']}` (it would change the host)"
+                )
+
+
+def require_private_mount_namespace(namespaces) -> None:
+    """Refuse to set a rootfs up in the host's mount namespace.
+
+    Without a mount namespace of its own, the rootfs mounts and pivot_root
+    (or --no-pivot's move onto /) would act on the host: every process there
+    could find itself inside the container's root.
+    """
+    mount = next((ns for ns in namespaces or () if ns.type == "mount"), None)
+    if mount is None:
+        raise SetupError(
+            "linux.namespaces: a mount namespace is required (the rootfs would "
+            "otherwise be set up in the host's mount namespace)"
+        )
+    if mount.path and is_own_namespace("mount", mount.path):
+        raise SetupError(
+            f"join mount namespace `{mount.path}`: it is the host's own (the "
+            "rootfs would be set up in it)"
+        )
+
+
+def join_namespace(ns_type: str, fd: int, path: str | None = None) -> None:
+    """setns() into an opened namespace (``path`` only names it in errors)."""
     try:
         sc.setns(fd, NAMESPACES[ns_type][0])
     except OSError as err:
-        raise SetupError(f"join {ns_type} namespace: {err.strerror}") from err
+        where = f" `{path}`" if path else ""
+        raise SetupError(
+            f"join {ns_type} namespace{where}: {os.strerror(err.errno).lower()}"
+        ) from err
     finally:
         os.close(fd)
+
+
+def create_namespaces(flags: int) -> None:
+    """unshare() the CLONE_NEW* ``flags``; SetupError naming them on failure."""
+    try:
+        sc.unshare(flags)
+    except OSError as err:
+        names = describe_flags(flags)
+        noun = "namespaces" if "," in names else "namespace"
+        raise SetupError(
+            f"create {names} {noun}: {os.strerror(err.errno).lower()}"
+        ) from err
+
+
+def describe_flags(flags: int) -> str:
+    """List namespace names for a CLONE_NEW* mask."""
+    return ", ".join(name for name, (flag, _) in NAMESPACES.items() if flag & flags)
 
 
 def format_id_map(mappings) -> str:

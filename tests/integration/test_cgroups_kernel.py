@@ -233,7 +233,9 @@ def test_cgroups_stats_shape(manager, procs):
     assert set(stats) >= {"cpu", "memory", "pids", "blkio", "hugetlb"}
     assert stats["pids"] == {"current": 1, "limit": 10}
     assert stats["memory"]["usage"]["limit"] == 64 * MIB
-    assert "total" in stats["cpu"]["usage"]
+    # runc's shape: zero counters are left out, kernel and user never are.
+    assert {"kernel", "user"} <= set(stats["cpu"]["usage"])
+    assert stats["intel_rdt"] == {} and stats["network_interfaces"] is None
 
 
 # --------------------------------------------------------- v1 and hybrid
@@ -295,8 +297,35 @@ def test_cgroups_v1_device_rules(manager):
             ]
         }
     )
+    rules = set(read(file_for(manager, "devices", "devices.list")).splitlines())
+    # The given rules, then the devices every container gets (mknod of any
+    # node, /dev/null, zero, full, random, urandom, tty, ptmx, pts, tun).
+    assert rules == {
+        "c *:* m",
+        "b *:* m",
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:2 rwm",
+        "c 136:* rwm",
+        "c 10:200 rwm",
+    }
+
+
+@needs_v1
+def test_cgroups_v1_device_rules_and_nodes(manager, procs, driverless_node):
+    manager.apply(
+        {"devices": [{"allow": False, "access": "rwm"}]},
+        linux_devices=[{"path": "/dev/x", "type": "c", "major": 240, "minor": 0}],
+    )
     rules = read(file_for(manager, "devices", "devices.list")).splitlines()
-    assert sorted(rules) == ["c 1:3 rwm", "c 5:0 rw"]
+    assert "c 240:0 rwm" in rules and "a *:* rwm" not in rules
+    out, err = open_devices_inside(manager, procs, driverless_node)
+    assert "null-ok" in out
+    assert "No such device or address" in err, err
 
 
 @needs_v1
@@ -497,9 +526,92 @@ def test_cgroups_v2_cpuset_hugetlb_and_io_weight(manager):
 
 @pytest.mark.cgroup_v2
 @needs_v2
-def test_cgroups_v2_devices_warn(manager, capfd):
+def test_cgroups_v2_devices_filter(manager, procs, driverless_node):
     manager.apply(
         {"devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": 9}}
     )
-    assert "linux.resources.devices ignored" in capfd.readouterr().err
     assert read(os.path.join(manager.paths()["unified"], "pids.max")) == "9"
+    out, err = open_devices_inside(manager, procs, driverless_node)
+    assert "null-ok" in out
+    assert "Operation not permitted" in err, err
+
+
+# ------------------------------------------------ any host with cgroup v2
+
+
+@pytest.fixture
+def driverless_node(tmp_path):
+    """A character device 240:0 (no driver) on a tmpfs that allows devices.
+
+    Temporary directories may be on ``nodev`` mounts (EACCES for any node),
+    so the node gets a tmpfs of its own, unmounted afterwards.
+    """
+    from pyruntime.linux.syscalls import MNT_DETACH, mount, umount2
+
+    directory = tmp_path / "devs"
+    directory.mkdir()
+    mount("tmpfs", str(directory), "tmpfs", 0, "mode=0755,size=64k")
+    try:
+        node = directory / "dev240"
+        os.mknod(node, 0o20666, os.makedev(240, 0))
+        yield node
+    finally:
+        umount2(str(directory), MNT_DETACH)
+
+
+def open_devices_inside(manager, procs, node) -> tuple[str, str]:
+    """From inside the cgroup, open a driverless node and /dev/null.
+
+    With no driver behind major 240, an open the cgroup lets through fails
+    with ENXIO; one it refuses fails with EPERM.
+    """
+    script = f"read _go; cat {node}; echo x > /dev/null && echo null-ok"
+    proc = procs(
+        "sh",
+        "-c",
+        script,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    manager.add_process(proc.pid)
+    return proc.communicate("go\n", timeout=120)
+
+
+@pytest.mark.skipif(MODE == "v1", reason="needs a cgroup v2 hierarchy")
+def test_cgroups_ebpf_device_filter_attached(manager, procs, driverless_node):
+    from pyruntime.cgroups.devices import effective_rules
+    from pyruntime.cgroups.ebpf import install_device_filter
+
+    unified = manager.paths().get("unified")
+    if unified is None:
+        pytest.skip("no writable cgroup2 hierarchy")
+    rules = effective_rules(
+        [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 240, "minor": 1, "access": "rw"},
+        ]
+    )
+    install_device_filter(unified, rules)
+    out, err = open_devices_inside(manager, procs, driverless_node)
+    assert "null-ok" in out, err
+    assert "Operation not permitted" in err, err
+
+
+@pytest.mark.cgroup_v2
+def test_cgroups_oom_watcher_counts_a_kill(manager, procs):
+    from pyruntime.cgroups.oom import open_oom_watcher
+
+    manager.apply({"memory": {"limit": 16 * MIB, "swap": 16 * MIB}})
+    watcher = open_oom_watcher(manager.paths())
+    try:
+        assert watcher.count() == 0
+        hog = "read _go; exec dd if=/dev/zero of=/dev/null bs=64M count=1"
+        proc = procs("sh", "-c", hog, stdin=subprocess.PIPE, text=True)
+        manager.add_process(proc.pid)
+        proc.communicate("go\n", timeout=300)
+        assert proc.returncode == -signal.SIGKILL
+        assert wait_for(watcher.count, timeout=30, what="an OOM notification") >= 1
+    finally:
+        watcher.close()

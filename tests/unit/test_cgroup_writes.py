@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyruntime.cgroups import writes
+from pyruntime.cgroups.devices import Rule
 from pyruntime.errors import ConfigError, UnsupportedError
 
 
@@ -430,13 +431,29 @@ def test_plan_v2_implied_swap_is_optional():
         ({"memory": {"disableOOMKiller": True}}, "disableOOMKiller ignored"),
         ({"memory": {"useHierarchy": False}}, "useHierarchy ignored"),
         ({"blockIO": {"leafWeight": 100}}, "leafWeight ignored"),
-        ({"devices": [{"allow": False, "access": "rwm"}]}, "devices ignored"),
     ],
 )
 def test_plan_v2_warns_about_ignored_fields(resources, fragment):
     plan = writes.plan_v2(resources)
     assert plan.writes == []
     assert len(plan.warnings) == 1 and fragment in plan.warnings[0]
+
+
+def test_plan_v2_devices_become_filter_rules_not_writes():
+    plan = writes.plan_v2(
+        {
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+            ]
+        }
+    )
+    assert plan.writes == [] and plan.warnings == []
+    assert plan.device_rules == [
+        Rule(False, "a", -1, -1, "rwm"),
+        Rule(True, "c", 1, 3, "rw"),
+    ]
+    assert writes.plan_v2({"pids": {"limit": 1}}).device_rules is None
 
 
 def test_plan_v2_no_warning_for_harmless_defaults():
@@ -523,3 +540,12 @@ def test_plan_hybrid_uses_v1_forms():
         {"cpu": {"shares": 1024}, "pids": {"limit": 3}}, HYBRID_V1
     )
     assert triples(plan) == [("cpu", "cpu.shares", "1024"), ("pids", "pids.max", "3")]
+
+
+def test_unlimited_swap_needs_no_swap_accounting():
+    resources = {"memory": {"limit": 1000, "swap": -1}}
+    assert find(writes.plan_v1(resources), "memory.memsw.limit_in_bytes").optional
+    assert find(writes.plan_v2(resources), "memory.swap.max").optional
+    limited = {"memory": {"limit": 1000, "swap": 2000}}
+    assert not find(writes.plan_v1(limited), "memory.memsw.limit_in_bytes").optional
+    assert not find(writes.plan_v2(limited), "memory.swap.max").optional

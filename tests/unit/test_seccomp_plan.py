@@ -241,6 +241,7 @@ def test_plan_seccomp_notify_refused_for_default_and_write():
     problems = problems_of(
         config(
             call("write", "read", action="SCMP_ACT_NOTIFY"),
+            call("sendmsg", action="SCMP_ACT_NOTIFY"),
             default="SCMP_ACT_NOTIFY",
             listener_path="/run/a.sock",
         )
@@ -249,7 +250,9 @@ def test_plan_seccomp_notify_refused_for_default_and_write():
         "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action "
         "(init could not hand the listener over)",
         "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for write "
-        "(init writes to hand the listener over)",
+        "(init needs it to hand the listener over)",
+        "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY cannot be used for "
+        "sendmsg (init needs it to hand the listener over)",
     ]
 
 

@@ -9,7 +9,10 @@ The public face of the package::
 
 Modules: :mod:`.host` (which layout, which hierarchies), :mod:`.paths`
 (cgroupsPath → directories), :mod:`.writes` (resources → file writes, pure),
-:mod:`.files` (cgroupfs I/O), :mod:`.v1` and :mod:`.v2` (version specifics),
+:mod:`.devices` (the device allow list), :mod:`.ebpf` (the cgroup v2 device
+filter program), :mod:`.files` (cgroupfs I/O), :mod:`.v1` and :mod:`.v2`
+(version specifics), :mod:`.stats` (runc's stats document), :mod:`.oom`
+(OOM notifications), :mod:`.update` (``update``'s flags and merging, pure),
 :mod:`.manager` (the manager).
 """
 

@@ -9,6 +9,9 @@ One class serves the three layouts; what it holds decides what it does:
 - resources are planned by :mod:`pyruntime.cgroups.writes` for that layout,
   then checked (every file must exist) before anything is written, so an
   unsupported field fails before the cgroup is half-configured.
+- device rules get the default allow list appended (:mod:`.devices`); on
+  v1 they are ``devices.allow``/``deny`` writes, on pure v2 an eBPF program
+  attached to the cgroup (:mod:`.ebpf`).
 - freezing uses the v1 freezer when mounted, else ``cgroup.freeze``.
 - SIGKILL uses ``cgroup.kill`` when the container is in a cgroup2 hierarchy
   offering it (v2, and hybrid: the process is placed there too).
@@ -31,7 +34,7 @@ import time
 from typing import Any
 
 from pyruntime import log
-from pyruntime.cgroups import host, paths, v1, v2, writes
+from pyruntime.cgroups import devices, ebpf, host, paths, stats, v1, v2, writes
 from pyruntime.cgroups.files import (
     list_subtree,
     read_procs,
@@ -152,12 +155,25 @@ class Manager:
 
     # ----------------------------------------------------------------- apply
 
-    def apply(self, resources: dict[str, Any] | None) -> None:
+    def apply(
+        self,
+        resources: dict[str, Any] | None,
+        *,
+        linux_devices: list[dict[str, Any]] | None = None,
+        skip_devices: bool = False,
+    ) -> None:
         """Enforce OCI ``linux.resources`` (camelCase dict) on the cgroup.
+
+        Device rules get the default allow list and ``linux_devices`` (the
+        spec's ``linux.devices`` nodes) appended, see :mod:`.devices`;
+        ``skip_devices`` leaves the device rules alone (``update``).
 
         Raises UnsupportedError naming the file when the host lacks it, and
         SetupError when the kernel refuses a value.
         """
+        resources = devices.with_effective_devices(
+            resources, linux_devices, skip=skip_devices
+        )
         plan = self._plan(resources)
         resolved = [item for w in plan.writes if (item := self._resolve(w))]
         for warning in plan.warnings:
@@ -165,6 +181,17 @@ class Manager:
         if plan.check_memory_limit is not None and UNIFIED in self._dirs:
             v2.check_memory_usage(self._dirs[UNIFIED], plan.check_memory_limit)
         self._write_all(resolved)
+        if plan.device_rules:
+            self._install_device_filter(plan.device_rules)
+
+    def _install_device_filter(self, rules: list[devices.Rule]) -> None:
+        unified = self._dirs.get(UNIFIED)
+        if unified is None:
+            raise UnsupportedError(
+                "cannot apply linux.resources.devices: no cgroup v2 hierarchy "
+                "to attach the device filter to"
+            )
+        ebpf.install_device_filter(unified, rules)
 
     def _plan(self, resources: dict[str, Any] | None) -> writes.Plan:
         mode = self.mode
@@ -346,10 +373,8 @@ class Manager:
     # ----------------------------------------------------------------- stats
 
     def stats(self) -> dict[str, Any]:
-        """Return runc ``events --stats`` data (cpu, memory, pids, blkio, hugetlb)."""
-        if self.mode == "v2":
-            return _stats_v2(self._dirs[UNIFIED])
-        return _stats_v1(self._dirs)
+        """Return runc's ``events --stats`` data document (see :mod:`.stats`)."""
+        return stats.collect_stats(self._dirs)
 
 
 def _depth(path: str) -> int:
@@ -374,45 +399,6 @@ def _remove_dir(directory: str, must: bool) -> None:
                 ) from err
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
-
-
-def _best_effort(collect, *args) -> dict:
-    try:
-        return collect(*args)
-    except (OSError, ValueError):
-        return {}
-
-
-def _stats_v1(dirs: dict[str, str]) -> dict[str, Any]:
-    stats: dict[str, Any] = {
-        "cpu": _best_effort(v1.cpu_stats, dirs.get("cpuacct"), dirs.get("cpu")),
-        "memory": {},
-        "pids": {},
-        "blkio": {},
-        "hugetlb": {},
-    }
-    for key, collect in (
-        ("memory", v1.memory_stats),
-        ("pids", v1.pids_stats),
-        ("blkio", v1.blkio_stats),
-        ("hugetlb", v1.hugetlb_stats),
-    ):
-        directory = dirs.get(key)
-        if directory is not None:
-            stats[key] = _best_effort(collect, directory)
-    if "hugetlb" not in dirs and UNIFIED in dirs:
-        stats["hugetlb"] = _best_effort(v2.hugetlb_stats, dirs[UNIFIED])
-    return stats
-
-
-def _stats_v2(directory: str) -> dict[str, Any]:
-    return {
-        "cpu": _best_effort(v2.cpu_stats, directory),
-        "memory": _best_effort(v2.memory_stats, directory),
-        "pids": _best_effort(v2.pids_stats, directory),
-        "blkio": _best_effort(v2.io_stats, directory),
-        "hugetlb": _best_effort(v2.hugetlb_stats, directory),
-    }
 
 
 # ---------------------------------------------------------------- factories

@@ -1,4 +1,4 @@
-"""cgroup v1 specifics: cpuset seeding, the freezer, statistics, file notes.
+"""cgroup v1 specifics: cpuset seeding, the freezer, file notes.
 
 Each function takes the directory of the container's cgroup in one v1
 hierarchy (``/sys/fs/cgroup/<controller>/<path>``).
@@ -10,8 +10,6 @@ import os
 import time
 
 from pyruntime.cgroups.files import (
-    read_keyed,
-    read_number,
     read_optional,
     write_file,
 )
@@ -101,130 +99,3 @@ def thaw(directory: str, timeout: float = FREEZE_TIMEOUT) -> None:
                 f"thaw cgroup `{directory}`: still frozen after {timeout:g} s"
             )
         time.sleep(0.005)
-
-
-# ------------------------------------------------------------------------ stats
-
-
-def cpu_stats(cpuacct: str | None, cpu: str | None) -> dict:
-    """Return runc-shaped ``cpu`` stats from cpuacct (usage) and cpu (throttling)."""
-    usage: dict = {}
-    if cpuacct is not None:
-        usage = _cpuacct_usage(cpuacct)
-    throttling: dict = {}
-    if cpu is not None:
-        stat = read_keyed(os.path.join(cpu, "cpu.stat"))
-        throttling = {
-            "periods": stat.get("nr_periods", 0),
-            "throttled_periods": stat.get("nr_throttled", 0),
-            "throttled_time": stat.get("throttled_time", 0),
-        }
-    return {"usage": usage, "throttling": throttling}
-
-
-def _cpuacct_usage(directory: str) -> dict:
-    percpu = [
-        int(v)
-        for v in (read_optional(f"{directory}/cpuacct.usage_percpu") or "").split()
-    ]
-    user, kernel = [], []
-    # usage_all: a "cpu user system" header, then one line per CPU.
-    for line in (read_optional(f"{directory}/cpuacct.usage_all") or "").splitlines()[
-        1:
-    ]:
-        parts = line.split()
-        if len(parts) == 3:
-            user.append(int(parts[1]))
-            kernel.append(int(parts[2]))
-    # cpuacct.stat counts USER_HZ ticks; runc reports nanoseconds.
-    ticks = os.sysconf("SC_CLK_TCK")
-    stat = read_keyed(f"{directory}/cpuacct.stat")
-    return {
-        "total": read_number(f"{directory}/cpuacct.usage"),
-        "percpu": percpu,
-        "percpu_kernel": kernel,
-        "percpu_user": user,
-        "kernel": stat.get("system", 0) * 1_000_000_000 // ticks,
-        "user": stat.get("user", 0) * 1_000_000_000 // ticks,
-    }
-
-
-def _memory_entry(directory: str, prefix: str) -> dict:
-    return {
-        "limit": read_number(f"{directory}/{prefix}.limit_in_bytes"),
-        "usage": read_number(f"{directory}/{prefix}.usage_in_bytes"),
-        "max": read_number(f"{directory}/{prefix}.max_usage_in_bytes"),
-        "failcnt": read_number(f"{directory}/{prefix}.failcnt"),
-    }
-
-
-def memory_stats(directory: str) -> dict:
-    """Return runc-shaped ``memory`` stats."""
-    raw = read_keyed(f"{directory}/memory.stat")
-    return {
-        "cache": raw.get("cache", 0),
-        "usage": _memory_entry(directory, "memory"),
-        "swap": _memory_entry(directory, "memory.memsw"),
-        "kernel": _memory_entry(directory, "memory.kmem"),
-        "kernelTCP": _memory_entry(directory, "memory.kmem.tcp"),
-        "raw": raw,
-        "use_hierarchy": read_number(f"{directory}/memory.use_hierarchy") == 1,
-    }
-
-
-def pids_stats(directory: str) -> dict:
-    """Return ``{"current", "limit"}``; an unlimited ``pids.max`` reads as 0."""
-    limit = read_optional(f"{directory}/pids.max")
-    return {
-        "current": read_number(f"{directory}/pids.current"),
-        "limit": 0 if limit in (None, "max") else int(limit),
-    }
-
-
-def _blkio_entries(path: str) -> list[dict]:
-    entries = []
-    for line in (read_optional(path) or "").splitlines():
-        parts = line.split()
-        if len(parts) != 3 or ":" not in parts[0]:
-            continue  # the "Total N" line
-        major, minor = parts[0].split(":")
-        entries.append(
-            {
-                "major": int(major),
-                "minor": int(minor),
-                "op": parts[1],
-                "value": int(parts[2]),
-            }
-        )
-    return entries
-
-
-def blkio_stats(directory: str) -> dict:
-    """Return runc-shaped ``blkio`` stats (CFQ files, else the throttle ones)."""
-
-    def pick(name: str) -> str:
-        path = f"{directory}/blkio.{name}"
-        return path if os.path.exists(path) else f"{directory}/blkio.throttle.{name}"
-
-    return {
-        "ioServiceBytesRecursive": _blkio_entries(pick("io_service_bytes_recursive")),
-        "ioServicedRecursive": _blkio_entries(pick("io_serviced_recursive")),
-    }
-
-
-def hugetlb_stats(directory: str) -> dict:
-    """Return ``{page size: {"usage", "max", "failcnt"}}`` from v1 hugetlb."""
-    result = {}
-    for name in sorted(os.listdir(directory)):
-        if (
-            name.startswith("hugetlb.")
-            and name.endswith(".usage_in_bytes")
-            and (".rsvd." not in name)
-        ):
-            size = name.split(".")[1]
-            result[size] = {
-                "usage": read_number(f"{directory}/{name}"),
-                "max": read_number(f"{directory}/hugetlb.{size}.max_usage_in_bytes"),
-                "failcnt": read_number(f"{directory}/hugetlb.{size}.failcnt"),
-            }
-    return result

@@ -27,6 +27,7 @@ blockIO.weight                     io.bfq.weight as is, else io.weight =
                                    1 + (weight-10)*9999/990
 blockIO.throttle*Device            io.max "maj:min rbps|wbps|riops|wiops=N"
 hugepageLimits                     hugetlb.<size>.max (+ .rsvd.max if there)
+devices                            an eBPF device filter (:mod:`.ebpf`)
 =================================  ==========================================
 
 Fields v2 cannot express: ``realtimeRuntime``/``realtimePeriod`` and
@@ -42,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyruntime.cgroups.devices import Rule, rule_of
 from pyruntime.errors import ConfigError, UnsupportedError
 
 FIELD = "linux.resources"
@@ -85,6 +87,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     #: v2 only: the memory limit to check against memory.current first.
     check_memory_limit: int | None = None
+    #: v2 only: device rules for the eBPF device filter (None: no filter).
+    device_rules: list[Rule] | None = None
 
 
 # --------------------------------------------------------------------- helpers
@@ -206,11 +210,13 @@ def _add_v1_memory(b: _Builder, mem: dict[str, Any]) -> None:
             "memory", "memory.limit_in_bytes", limit, "memory.limit", retry_later=True
         )
     if _set(swap):
+        # "No swap limit" needs no file where swap is not accounted.
         b.add(
             "memory",
             "memory.memsw.limit_in_bytes",
             swap,
             "memory.swap",
+            optional=swap == -1,
             retry_later=True,
         )
     elif limit == -1:
@@ -270,7 +276,9 @@ def _add_v2_memory(b: _Builder, mem: dict[str, Any]) -> None:
             b.plan.check_memory_limit = limit
     swap = swap_to_v2(mem.get("swap"), limit)
     if swap is not None:
-        implied = not _set(mem.get("swap"))
+        # Implied, or "no swap limit": no file needed where swap is not
+        # accounted.
+        implied = not _set(mem.get("swap")) or swap == -1
         b.add(
             "memory",
             "memory.swap.max",
@@ -584,13 +592,8 @@ def plan_v2(resources: dict[str, Any] | None) -> Plan:
     _add_hugetlb(b, resources.get("hugepageLimits") or [])
     _add_rdma(b, resources.get("rdma") or {})
     if resources.get("devices"):
-        # TODO(#4): v2 device eBPF: attach a BPF_CGROUP_DEVICE program built
-        # from the rules; until then the device cgroup is not restricted.
-        b.warn(
-            "devices",
-            "the cgroup v2 device filter (eBPF) is not implemented; "
-            "device access is limited only by the container's /dev",
-        )
+        # No file to write: the driver attaches an eBPF program instead.
+        b.plan.device_rules = [rule_of(entry) for entry in resources["devices"]]
     # Raw unified values come last so they override the converted ones.
     _add_unified(b, resources.get("unified") or {})
     return b.plan

@@ -3,7 +3,8 @@
 Each command is thin. Output formats follow runc exactly: ``state`` prints
 2-space-indented JSON without a trailing newline; ``list --format json``
 prints compact JSON and ``null`` for no containers; ``features`` prints
-4-space-indented JSON.
+4-space-indented JSON; ``ps --format json`` prints a compact array of host
+pids (``null`` for none) and ``events`` one compact JSON object per line.
 """
 
 from __future__ import annotations
@@ -273,6 +274,166 @@ def features():
     click.echo(json.dumps(features_document(), indent=4))
 
 
+# ------------------------------------------------------- cgroup commands
+
+
+def write_event(event: dict) -> None:
+    """One ``events`` line: compact JSON, newline, flushed at once."""
+    sys.stdout.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("-f", "--format", "fmt", default="table", help="table or json")
+@click.argument("args", nargs=-1)
+@click.pass_context
+def ps(ctx, fmt, args):
+    """List a container's processes; arguments after the id go to ps(1)."""
+    from pyruntime import control
+
+    require_args(ctx, args, 1, at_least=True)
+    if fmt not in ("table", "json"):
+        raise UsageError("invalid format option")
+    pids = control.list_pids(ctx.obj.root, args[0])
+    if fmt == "json":
+        # runc encodes a nil slice: no process is `null`.
+        click.echo(json.dumps(pids or None, separators=(",", ":")))
+        return
+    sys.stdout.write(control.ps_table(pids, list(args[1:])))
+    sys.stdout.flush()
+
+
+@click.command()
+@click.option("--interval", default="5s", help="stats period (Go duration)")
+@click.option("--stats", "stats_only", is_flag=True, help="print stats once, exit")
+@click.argument("args", nargs=-1)
+@click.pass_context
+def events(ctx, interval, stats_only, args):
+    """Print a container's stats and OOM events as JSON lines."""
+    from pyruntime import control
+
+    require_args(ctx, args, 1)
+    try:
+        seconds = control.parse_duration(interval)
+    except ValueError:
+        raise UsageError(
+            f'invalid value "{interval}" for flag -interval: parse error'
+        ) from None
+    if seconds <= 0:
+        raise UsageError("duration interval must be greater than 0")
+    try:
+        if stats_only:
+            write_event(control.stats(ctx.obj.root, args[0]))
+        else:
+            control.events(ctx.obj.root, args[0], seconds, write_event)
+    except BrokenPipeError:
+        # The reader went away: stop quietly, as a pipeline stage should.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@click.command()
+@click.argument("args", nargs=-1)
+@click.pass_context
+def pause(ctx, args):
+    """Freeze every process of a container."""
+    from pyruntime import control
+
+    require_args(ctx, args, 1)
+    control.pause(ctx.obj.root, args[0])
+
+
+@click.command()
+@click.argument("args", nargs=-1)
+@click.pass_context
+def resume(ctx, args):
+    """Thaw a paused container."""
+    from pyruntime import control
+
+    require_args(ctx, args, 1)
+    control.resume(ctx.obj.root, args[0])
+
+
+#: ``update``'s resource flags (see pyruntime.cgroups.update.FLAGS).
+UPDATE_FLAGS = {
+    "blkio-weight": "per-cgroup block I/O weight, 10 to 1000",
+    "cpu-period": "CPU CFS period (µs); 0 for the default",
+    "cpu-quota": "CPU CFS quota (µs) per period; -1 for none",
+    "cpu-burst": "CPU CFS burst (µs) above the quota",
+    "cpu-share": "CPU shares (relative weight)",
+    "cpu-rt-period": "realtime period (µs)",
+    "cpu-rt-runtime": "realtime runtime (µs) per period",
+    "cpuset-cpus": "CPUs to run on (e.g. 0-2,5)",
+    "cpuset-mems": "memory nodes to use",
+    "cpu-idle": "1: SCHED_IDLE for the cgroup, 0: normal",
+    "memory": "memory limit (bytes, or 128M, 1g; -1 for none)",
+    "memory-reservation": "memory soft limit (bytes or with a unit)",
+    "memory-swap": "memory+swap limit (bytes or with a unit; -1 for none)",
+    "pids-limit": "maximum number of processes",
+}
+
+
+def update_flags(func):
+    """The resource flags of ``update``, each a string parsed later."""
+    decorators = [
+        click.option("-r", "--resources", default=None, help="JSON file, - for stdin"),
+        *(
+            click.option(f"--{name}", name.replace("-", "_"), default=None, help=text)
+            for name, text in UPDATE_FLAGS.items()
+        ),
+        click.option("--l3-cache-schema", default=None, help="Intel RDT/CAT schema"),
+        click.option("--mem-bw-schema", default=None, help="Intel RDT/MBA schema"),
+        click.option("--kernel-memory", default=None, hidden=True),
+        click.option("--kernel-memory-tcp", default=None, hidden=True),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def read_resources(path: str) -> tuple[str, str]:
+    """Return the ``--resources`` text and a name for it in messages."""
+    if path == "-":
+        return sys.stdin.read(), "resources (stdin)"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(), f"resources file `{path}`"
+    except OSError as err:
+        raise UsageError(f"open `{path}`: {err.strerror.lower()}") from None
+
+
+@click.command()
+@update_flags
+@click.argument("args", nargs=-1)
+@click.pass_context
+def update(ctx, args, resources, l3_cache_schema, mem_bw_schema, **flags):
+    """Change a running container's resource limits."""
+    from pyruntime import control
+    from pyruntime import log as logger
+    from pyruntime.cgroups.update import parse_resources_json, resources_from_flags
+
+    require_args(ctx, args, 1)
+    ignored: list[str] = []
+    if resources is not None:
+        # As in runc, a resources document makes every other flag ignored.
+        change, ignored = parse_resources_json(*read_resources(resources))
+    else:
+        if flags.pop("kernel_memory") or flags.pop("kernel_memory_tcp"):
+            logger.warning("Kernel memory settings are ignored and will be removed")
+        values = {name: flags.get(name.replace("-", "_")) for name in UPDATE_FLAGS}
+        change = resources_from_flags(values)
+    control.update(
+        ctx.obj.root,
+        args[0],
+        change,
+        ignored=ignored,
+        l3_cache_schema=l3_cache_schema,
+        mem_bw_schema=mem_bw_schema,
+    )
+
+
 def not_yet(name: str, issue: int, summary: str) -> click.Command:
     """A runc command pyruntime does not have yet: a clear error, not a no-op."""
 
@@ -302,11 +463,11 @@ COMMANDS = [
     spec,
     features,
     not_yet("exec", 5, "Run a new process inside a container"),
-    not_yet("ps", 4, "List the processes of a container"),
-    not_yet("events", 4, "Stream a container's stats and OOM events"),
-    not_yet("pause", 4, "Freeze every process of a container"),
-    not_yet("resume", 4, "Thaw a paused container"),
-    not_yet("update", 4, "Change a container's resource limits"),
+    ps,
+    events,
+    pause,
+    resume,
+    update,
     not_yet("checkpoint", 5, "Checkpoint a container (needs CRIU)"),
     not_yet("restore", 5, "Restore a container from a checkpoint"),
 ]

@@ -11,9 +11,11 @@ import can never load Python code from the container's file system.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
+import stat
 import sys
 
 from pyruntime import console, hooks, log, namespaces, network, rootfs
@@ -78,42 +80,63 @@ def set_oom_score_adj(process) -> None:
 
 
 def enter_namespaces(req, chan: Channel) -> None:
-    """Join the namespaces given by path, then create the new ones."""
-    nss = req.spec.linux.namespaces if req.spec.linux else ()
-    joined = namespaces.open_joined(nss)
-    for ns_type, fd in joined:
-        if ns_type == "user":
-            log.debug("join user namespace")
-            namespaces.join_namespace(ns_type, fd)
+    """Join the namespaces given by path, then create the new ones.
+
+    Every join comes first, as host root: a namespace the host owns (a named
+    network namespace, say) can no longer be joined once a new user namespace
+    has taken away the host capabilities. ``open_joined`` orders the joined
+    user namespace first, so the others may also belong to it.
+    """
+    linux = req.spec.linux
+    nss = linux.namespaces if linux else ()
+    namespaces.require_private_mount_namespace(nss)
+    namespaces.refuse_host_changes(
+        nss, linux.sysctl if linux else None, req.spec.hostname, req.spec.domainname
+    )
+    paths = {ns.type: ns.path for ns in nss if ns.path}
+    for ns_type, fd in namespaces.open_joined(nss):
+        log.debug(f"join {ns_type} namespace `{paths[ns_type]}`")
+        namespaces.join_namespace(ns_type, fd, paths[ns_type])
     if namespaces.wants_new(nss, "user"):
         log.debug("create user namespace; asking the runtime to write id maps")
-        sc.unshare(sc.CLONE_NEWUSER)
+        namespaces.create_namespaces(sc.CLONE_NEWUSER)
         chan.send("map-ids")
         chan.expect("ids-mapped")
-        if _mapped_root(req):
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-    for ns_type, fd in joined:
-        if ns_type != "user":
-            log.debug(f"join {ns_type} namespace")
-            namespaces.join_namespace(ns_type, fd)
     flags = namespaces.new_namespace_flags(nss)
     if flags:
-        log.debug(f"create namespaces {describe_flags(flags)}")
-        sc.unshare(flags)
-    offsets = req.spec.linux.time_offsets if req.spec.linux else None
+        log.debug(f"create namespaces {namespaces.describe_flags(flags)}")
+        namespaces.create_namespaces(flags)
+    offsets = linux.time_offsets if linux else None
     if offsets and namespaces.wants_new(nss, "time"):
         namespaces.write_time_offsets(offsets)
+    if namespaces.has_namespace(nss, "user"):
+        become_root(req)
+
+
+def become_root(req) -> None:
+    """Become uid/gid 0 of the container's user namespace, when it is mapped.
+
+    Done last: changing ids makes the process non-dumpable, which hands its
+    /proc/self files to the host's root, and the time offsets above are
+    written through /proc/self.
+    """
+    nss = req.spec.linux.namespaces
+    if namespaces.wants_new(nss, "user") and not _mapped_root(req):
+        return
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as err:
+        if namespaces.wants_new(nss, "user"):
+            raise SetupError(
+                f"become root in the new user namespace: {err.strerror.lower()}"
+            ) from err
+        # A joined user namespace may not map 0: stay the (overflow) user.
+        log.debug(f"stay unmapped in the joined user namespace: {err.strerror}")
 
 
 def _mapped_root(req) -> bool:
     return any(m.container_id == 0 for m in req.spec.linux.uid_mappings or ())
-
-
-def describe_flags(flags: int) -> str:
-    """List namespace names for a CLONE_NEW* mask."""
-    names = [name for name, (flag, _) in namespaces.NAMESPACES.items() if flag & flags]
-    return ", ".join(names)
 
 
 def report_error(chan: Channel, err: BaseException) -> None:
@@ -145,8 +168,15 @@ def run_init(req, chan: Channel) -> None:
     try:
         exec_user_program(req, slave)
     except BaseException as err:
-        os.write(2, f"{req.runtime_name}: {err}\n".encode())
+        os.write(2, f"{req.runtime_name}: {describe_exec_error(req, err)}\n".encode())
         os._exit(1)
+
+
+def describe_exec_error(req, err: BaseException) -> str:
+    """The line a failed exec leaves on stderr (runc's wording for OSError)."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return f"exec {req.executable}: {os.strerror(err.errno).lower()}"
+    return str(err) or type(err).__name__
 
 
 def install_exit_handlers() -> None:
@@ -160,8 +190,9 @@ def set_up_container(req, chan: Channel) -> int | None:
     spec = req.spec
     linux = spec.linux
     nss = linux.namespaces if linux else ()
-    if spec.process.terminal:
-        os.setsid()
+    # A session of its own, terminal or not (as runc): the caller's terminal
+    # then signals only the runtime, which forwards, never the container too.
+    os.setsid()
     if namespaces.wants_new(nss, "network"):
         log.debug("bring up lo in the new network namespace")
         network.bring_up_loopback()
@@ -180,6 +211,7 @@ def set_up_container(req, chan: Channel) -> int | None:
         join_new_keyring()
     apply_rlimits(spec.process.rlimits)
     set_no_new_privileges(spec.process.no_new_privileges)
+    give_stdio_to_user(spec.process.user, [slave] if slave is not None else [0, 1, 2])
     switch_user(spec.process.user)
     change_directory(spec.process.cwd)
     req.executable = find_executable(spec.process.args[0], process_env(spec.process))
@@ -285,12 +317,18 @@ def join_new_keyring() -> None:
         log.debug(f"no new session keyring: {err.strerror}")
 
 
+#: rlimits Python's resource module does not name (Linux numbering).
+_EXTRA_RLIMITS = {"RLIMIT_LOCKS": 10}
+
+
 def apply_rlimits(rlimits) -> None:
     """setrlimit() for each ``process.rlimits`` entry."""
     for item in rlimits or ():
-        number = getattr(resource, item.type)
+        number = getattr(resource, item.type, None)
+        if number is None:
+            number = _EXTRA_RLIMITS[item.type]
         try:
-            resource.setrlimit(number, (item.soft, item.hard))
+            resource.setrlimit(number, (as_rlim(item.soft), as_rlim(item.hard)))
         except (OSError, ValueError) as err:
             _, current_hard = resource.getrlimit(number)
             raise SetupError(
@@ -300,10 +338,53 @@ def apply_rlimits(rlimits) -> None:
             ) from err
 
 
+def as_rlim(value: int) -> int:
+    """A uint64 limit as the signed value Python passes to setrlimit().
+
+    The spec's limits are unsigned 64-bit; 2**64-1 is RLIM_INFINITY, which
+    Python spells -1 and refuses as a positive number.
+    """
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def set_no_new_privileges(enabled: bool | None) -> None:
     """prctl(PR_SET_NO_NEW_PRIVS) when ``process.noNewPrivileges``."""
     if enabled:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def give_stdio_to_user(user, fds: list[int]) -> None:
+    """Make the program's stdio belong to ``process.user``, as runc does.
+
+    A program that reopens its output (``echo > /dev/stdout`` opens
+    /proc/self/fd/1 anew) is checked against the inode's owner: the caller's
+    pipe or the pty would otherwise refuse a non-root user. Only the uid
+    changes; /dev/null is left alone, and so is anything this user namespace
+    may not chown (EPERM, EINVAL) or a read-only file system (EROFS).
+    """
+    uid = user.uid if user else 0
+    try:
+        null = os.stat("/dev/null")
+    except OSError:
+        null = None
+    for fd in fds:
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            continue
+        if info.st_uid == uid or (
+            null is not None
+            and stat.S_ISCHR(info.st_mode)
+            and info.st_rdev == null.st_rdev
+        ):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.EINVAL, errno.EROFS):
+                raise SetupError(
+                    f"give stdio fd {fd} to uid {uid}: {err.strerror.lower()}"
+                ) from err
 
 
 def switch_user(user) -> None:

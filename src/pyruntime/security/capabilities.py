@@ -288,9 +288,16 @@ def drop_bounding(keep: frozenset[int]) -> None:
     """Drop from the bounding set every capability the kernel knows but ``keep``."""
     import prctl
 
-    for number in range(last_capability() + 1):
-        if number in keep or not sc.prctl_args(sc.PR_CAPBSET_READ, number):
+    for number in range(64):
+        if number in keep:
             continue
+        # Ask the kernel rather than /proc (init may have no /proc mounted):
+        # EINVAL marks the first number past its last capability.
+        try:
+            if not sc.prctl_args(sc.PR_CAPBSET_READ, number):
+                continue
+        except OSError:
+            break
         try:
             if number in prctl.ALL_CAPS:
                 prctl.capbset_drop(number)

@@ -114,6 +114,10 @@ FLAGS: dict[str, int] = {
 #: turns off the speculative-store-bypass mitigation seccomp would force.
 DEFAULT_FLAGS = ("SECCOMP_FILTER_FLAG_SPEC_ALLOW",)
 
+#: What init calls to pass the listener fd on after loading the filter: a
+#: NOTIFY rule on them would wait for an agent that has no fd yet.
+HANDOVER_SYSCALLS = ("write", "sendmsg")
+
 _MAX_ARGS = 6
 #: libseccomp's binary-tree layout pays off for long rule lists only (and
 #: libseccomp <= 2.5.4 mishandles it with no rules at all), as runc found.
@@ -273,11 +277,12 @@ def plan_rules(index: int, syscall, default: int | None, problems: list) -> list
         problems,
     )
     conditions = plan_conditions(path, syscall.args, problems)
-    if syscall.action == "SCMP_ACT_NOTIFY" and "write" in (syscall.names or ()):
-        problems.append(
-            f"{path}.action: SCMP_ACT_NOTIFY cannot be used for write (init "
-            "writes to hand the listener over)"
-        )
+    if syscall.action == "SCMP_ACT_NOTIFY":
+        for name in sorted(set(syscall.names or ()) & set(HANDOVER_SYSCALLS)):
+            problems.append(
+                f"{path}.action: SCMP_ACT_NOTIFY cannot be used for {name} (init "
+                "needs it to hand the listener over)"
+            )
     # libseccomp refuses a rule whose action is the default one; it would
     # change nothing anyway.
     if action is None or action == default:
@@ -368,7 +373,13 @@ def add_architectures(filt, names: tuple[str, ...]) -> None:
 
 
 def add_rules(filt, rules: tuple[Rule, ...]) -> tuple[str, ...]:
-    """Add every rule; return the names libseccomp does not know."""
+    """Add every rule; return the names libseccomp does not know.
+
+    TODO(#3): syscalls newer than libseccomp get the default action, so a
+    default-deny profile answers EPERM where the program expects ENOSYS to
+    fall back (runc patches the program to return ENOSYS above the highest
+    syscall number it knows).
+    """
     import pyseccomp
 
     skipped: dict[str, None] = {}

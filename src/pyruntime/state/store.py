@@ -6,13 +6,20 @@ Layout::
     <root>/<id>/            0711, its existence is the container's existence
     <root>/<id>/state.json  0600, written atomically (temp file + rename)
     <root>/<id>/exec.fifo   0600, exists only while the container is "created"
+    <root>/<id>/cleanup.json  0600, what ``delete --force`` must undo (cgroup
+                            paths, init pid): a second, tiny copy, so that a
+                            corrupt state.json never hides a cgroup or a process
 
 Every command that reads or changes a container takes an exclusive ``flock``
 on ``<root>/<id>/`` for its whole duration, so commands on one id run one after
 the other. A command that waited for the lock checks that the directory it
 locked is still the one at ``<root>/<id>`` (``delete`` may have removed it).
 
-Ids are checked before anything touches the disk.
+Ids are checked before anything touches the disk. A missing state.json in a
+directory that another command holds locked (a ``create`` before its first
+save, a ``delete`` half-way through) means "no such container" to readers
+that do not lock; an unlocked directory without state.json is a leftover of a
+killed ``create``.
 """
 
 from __future__ import annotations
@@ -32,11 +39,14 @@ from pyruntime.errors import (
     ContainerNotFoundError,
     InvalidIdError,
     StateCorruptError,
+    describe_oserror,
 )
 
 STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
-MAX_ID_LENGTH = 1024
+CLEANUP_FILE = "cleanup.json"
+#: An id is a directory name (and a cgroup directory name): NAME_MAX bytes.
+MAX_ID_LENGTH = 255
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_+.\-]+")
 
 
@@ -86,11 +96,42 @@ class ContainerState:
         """Parse state.json, raising StateCorruptError for anything unexpected."""
         try:
             data = json.loads(text)
-            return cls(**data)
+            if type(data) is not dict:
+                raise ValueError(f"expected an object, got {type(data).__name__}")
+            state = cls(**data)
+            check_field_types(state)
         except (ValueError, TypeError) as err:
             raise StateCorruptError(
                 f"read state `{path}`: corrupt state file: {err}"
             ) from err
+        return state
+
+
+#: The JSON types each state.json field may hold (``int | None``: ``pid_start``).
+_FIELD_TYPES = {
+    "id": (str,),
+    "bundle": (str,),
+    "rootfs": (str,),
+    "status": (str,),
+    "pid": (int,),
+    "pid_start": (int, type(None)),
+    "created": (str,),
+    "annotations": (dict,),
+    "cgroup_paths": (dict,),
+    "namespaces": (dict,),
+    "config": (dict,),
+    "oci_version": (str,),
+    "systemd_cgroup": (bool,),
+}
+
+
+def check_field_types(state: ContainerState) -> None:
+    """Refuse a state whose fields have the wrong JSON types (ValueError)."""
+    for name, kinds in _FIELD_TYPES.items():
+        value = getattr(state, name)
+        # type() rather than isinstance(): true is not a pid.
+        if type(value) not in kinds:
+            raise ValueError(f"`{name}` has the wrong type ({type(value).__name__})")
 
 
 def ensure_root(root: str) -> None:
@@ -104,13 +145,16 @@ def ensure_root(root: str) -> None:
 
 
 class ContainerDir:
-    """A locked ``<root>/<id>`` directory."""
+    """A ``<root>/<id>`` directory, locked by this command or (readers) not."""
 
-    def __init__(self, root: str, container_id: str, fd: int) -> None:
+    def __init__(
+        self, root: str, container_id: str, fd: int, locked: bool = True
+    ) -> None:
         self.root = root
         self.id = container_id
         self.path = os.path.join(root, container_id)
         self.fd = fd
+        self.locked = locked
 
     @property
     def state_path(self) -> str:
@@ -122,14 +166,29 @@ class ContainerDir:
         """Path of exec.fifo."""
         return os.path.join(self.path, FIFO_FILE)
 
+    @property
+    def cleanup_path(self) -> str:
+        """Path of cleanup.json."""
+        return os.path.join(self.path, CLEANUP_FILE)
+
     def is_locked_elsewhere(self) -> bool:
-        """Tell whether another command holds this container's lock."""
+        """Tell whether another command holds this container's lock.
+
+        Only for a directory opened without the lock: probing our own lock
+        with flock would release it.
+        """
+        if self.locked:
+            return False
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         return False
+
+    def is_removed(self) -> bool:
+        """Tell whether the directory was unlinked since we opened it."""
+        return os.fstat(self.fd).st_nlink == 0
 
     def load(self) -> ContainerState:
         """Read state.json."""
@@ -137,25 +196,46 @@ class ContainerDir:
             with open(self.state_path, encoding="utf-8") as handle:
                 text = handle.read()
         except FileNotFoundError as err:
+            if self.is_removed() or self.is_locked_elsewhere():
+                # Being created (before its first save) or being deleted.
+                raise ContainerNotFoundError() from None
             raise StateCorruptError(
                 f"read state `{self.state_path}`: no state file (half-created "
                 "container; `delete --force` removes it)"
             ) from err
-        except OSError as err:
+        except (OSError, UnicodeDecodeError) as err:
             raise StateCorruptError(
-                f"read state `{self.state_path}`: {err.strerror}"
+                f"read state `{self.state_path}`: {describe_error(err)}"
             ) from err
-        return ContainerState.from_json(text, self.state_path)
+        state = ContainerState.from_json(text, self.state_path)
+        if state.id != self.id:
+            raise StateCorruptError(
+                f"read state `{self.state_path}`: corrupt state file: it belongs "
+                f"to container `{state.id}`"
+            )
+        return state
 
     def save(self, state: ContainerState) -> None:
         """Write state.json atomically: temp file, fsync-free rename."""
-        tmp = os.path.join(self.path, f".{STATE_FILE}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        write_atomically(self.path, STATE_FILE, state.to_json())
+
+    def save_cleanup(self, state: ContainerState) -> None:
+        """Record what ``delete --force`` must undo, apart from state.json."""
+        record = {
+            "cgroup_paths": state.cgroup_paths,
+            "pid": state.pid,
+            "pid_start": state.pid_start,
+        }
+        write_atomically(self.path, CLEANUP_FILE, json.dumps(record))
+
+    def load_cleanup(self) -> dict:
+        """Read cleanup.json; an empty record when it is missing or unreadable."""
         try:
-            os.write(fd, state.to_json().encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.state_path)
+            with open(self.cleanup_path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        return record if type(record) is dict else {}
 
     def fifo_exists(self) -> bool:
         """Tell whether exec.fifo is still there (the container was not started)."""
@@ -168,6 +248,24 @@ class ContainerDir:
     def close(self) -> None:
         """Release the lock."""
         os.close(self.fd)
+
+
+def write_atomically(directory: str, name: str, text: str) -> None:
+    """Write ``directory/name`` (mode 0600) through a temp file and a rename."""
+    tmp = os.path.join(directory, f".{name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, os.path.join(directory, name))
+
+
+def describe_error(err: Exception) -> str:
+    """One lower-case line for an OSError or a decoding error."""
+    if isinstance(err, OSError):
+        return describe_oserror(err)
+    return f"corrupt state file: {err}"
 
 
 def _lock(fd: int, path: str) -> None:
@@ -198,9 +296,13 @@ def open_container(
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         raise ContainerNotFoundError() from None
+    except OSError as err:
+        raise StateCorruptError(
+            f"open container directory `{path}`: {describe_oserror(err)}"
+        ) from err
     if lock:
         _lock(fd, path)
-    cdir = ContainerDir(root, container_id, fd)
+    cdir = ContainerDir(root, container_id, fd, locked=lock)
     try:
         yield cdir
     finally:
@@ -216,6 +318,10 @@ def create_container_dir(root: str, container_id: str) -> ContainerDir:
         os.mkdir(path, 0o711)
     except FileExistsError:
         raise ContainerExistsError() from None
+    except OSError as err:
+        raise StateCorruptError(
+            f"create container directory `{path}`: {describe_oserror(err)}"
+        ) from err
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return ContainerDir(root, container_id, fd)
