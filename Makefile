@@ -10,6 +10,7 @@ PREFIX ?= /usr/local
 RUNTIME ?= pyruntime
 DEMO_BUNDLE ?= microservice
 PYTEST_ARGS ?=
+VMRUN ?=
 
 BUILD := .build
 STAMPS := $(BUILD)/stamps
@@ -27,7 +28,7 @@ FINANCIAL_HOST_UID := 200001
 
 .DEFAULT_GOAL := help
 .PHONY: help deps system-packages venv install uninstall hooks rootfs demo \
-	test lint bench clean distclean
+	test test-v2 test-engines lint bench bench-smoke clean distclean
 
 # help: list the targets.
 help:
@@ -105,6 +106,16 @@ demo: deps rootfs install hooks
 test: deps rootfs
 	PYRUNTIME_TEST_ROOTFS=$(abspath $(ROOTFS)) \
 		$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# test-v2: the cgroup v2 set (pytest -m cgroup_v2), natively on a v2 host, or
+# in a VM when VMRUN names a tool that boots a v2 kernel (see the script).
+test-v2: deps rootfs
+	PYRUNTIME_TEST_ROOTFS=$(abspath $(ROOTFS)) VMRUN='$(VMRUN)' \
+		scripts/test-cgroup-v2.sh
+
+# test-engines: containerd, CRI and podman driving pyruntime (and runc).
+test-engines: deps rootfs install
+	scripts/test-engines.sh
 
 # Shell scripts by interpreter: POSIX sh ones also run under busybox or dash.
 SH_SCRIPTS := scripts/build-rootfs.sh scripts/show-container.sh \
