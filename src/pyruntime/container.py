@@ -81,6 +81,25 @@ def load_bundle(opts: CreateOptions):
     return spec
 
 
+def plan_security(spec):
+    """Capabilities and seccomp checked and compiled before anything is made.
+
+    The seccomp program is compiled here, in the runtime, so that init only
+    has to load it (one system call, no library) and so that a bad filter
+    fails ``create`` before a single process exists.
+    """
+    from pyruntime.security import capabilities as caps
+    from pyruntime.security import seccomp
+
+    cap_plan = caps.plan_capabilities(spec.process.capabilities)
+    caps.check_host_capabilities(cap_plan)
+    if cap_plan is not None:
+        caps.load_backend()
+    filter_plan = seccomp.plan_seccomp(spec.linux.seccomp if spec.linux else None)
+    program = seccomp.compile_seccomp(filter_plan) if filter_plan else None
+    return cap_plan, filter_plan, program
+
+
 def check_namespace_paths(spec) -> None:
     """Refuse namespace paths that are not namespace files, before any change."""
     from pyruntime.namespaces import open_joined
@@ -118,12 +137,13 @@ def create(root: str, container_id: str, opts: CreateOptions) -> ContainerState:
     validate_id(container_id)
     check_preserved_fds(opts.preserve_fds)
     spec = load_bundle(opts)
+    security = plan_security(spec)
     check_rootfs(rootfs_path(spec, opts.bundle))
     cdir = create_container_dir(root, container_id)
     try:
         state = initial_state(container_id, spec, opts)
         cdir.save(state)
-        return build_container(cdir, state, spec, opts)
+        return build_container(cdir, state, spec, opts, security)
     except BaseException as err:
         destroy_failed(cdir, spec, err)
         raise
@@ -152,10 +172,11 @@ def rootfs_path(spec, bundle: str) -> str:
     return os.path.normpath(rootfs)
 
 
-def build_container(cdir: ContainerDir, state, spec, opts) -> ContainerState:
+def build_container(cdir: ContainerDir, state, spec, opts, security) -> ContainerState:
     """Steps 3 to 5 of the create sequence."""
     from pyruntime.process.launcher import InitRequest, Launch
 
+    cap_plan, filter_plan, program = security
     cgroup = make_cgroup(cdir, state, spec, opts)
     fifo_fd = make_fifo(cdir)
     req = InitRequest(
@@ -172,6 +193,10 @@ def build_container(cdir: ContainerDir, state, spec, opts) -> ContainerState:
         preserve_fds=opts.preserve_fds,
         annotations=state.annotations,
         runtime_only_fds=[cdir.fd],
+        capabilities=cap_plan,
+        seccomp=program,
+        seccomp_listener=filter_plan.listener_path if filter_plan else None,
+        seccomp_metadata=filter_plan.listener_metadata if filter_plan else None,
     )
     if spec.process.terminal:
         from pyruntime.console import connect_console_socket

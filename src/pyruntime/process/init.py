@@ -12,6 +12,7 @@ import can never load Python code from the container's file system.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 import signal
@@ -22,6 +23,8 @@ from pyruntime import console, hooks, log, namespaces, network, rootfs
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls as sc
 from pyruntime.process.protocol import Channel
+from pyruntime.security import capabilities as caps
+from pyruntime.security import seccomp
 
 #: Signals that end a created-but-not-started init: as pid 1 of its pid
 #: namespace it would otherwise ignore them (no default action for init).
@@ -201,6 +204,7 @@ def set_up_container(req, chan: Channel) -> int | None:
     chan.send("mounts-ready")
     chan.expect("hooks-done")
     run_create_container_hooks(req)
+    req.listener_sock = connect_seccomp_listener(req)
     enter_root(req)
     slave = set_up_console(req)
     set_names(spec)
@@ -212,10 +216,50 @@ def set_up_container(req, chan: Channel) -> int | None:
     apply_rlimits(spec.process.rlimits)
     set_no_new_privileges(spec.process.no_new_privileges)
     give_stdio_to_user(spec.process.user, [slave] if slave is not None else [0, 1, 2])
+    if not spec.process.no_new_privileges:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+        # while init still has every capability, as runc does.
+        load_seccomp_filter(req, "creating")
+    caps.prepare_capabilities(req.capabilities)
     switch_user(spec.process.user)
+    drop_capabilities(req.capabilities)
     change_directory(spec.process.cwd)
     req.executable = find_executable(spec.process.args[0], process_env(spec.process))
     return slave
+
+
+def connect_seccomp_listener(req):
+    """Connect to ``linux.seccomp.listenerPath`` while the host's paths are seen.
+
+    The socket lives on the host: after pivot_root init could not reach it,
+    and after the filter is loaded ``socket``/``connect`` may be denied.
+    """
+    if req.seccomp is None or not req.seccomp.notify:
+        return None
+    log.debug(f"connect to the seccomp agent at `{req.seccomp_listener}`")
+    return seccomp.connect_listener(req.seccomp_listener)
+
+
+def load_seccomp_filter(req, status: str) -> None:
+    """Load the compiled filter; hand its notify fd to the agent, if any."""
+    if req.seccomp is None:
+        return
+    log.debug("load the seccomp filter")
+    fd = seccomp.load_seccomp(req.seccomp)
+    if fd is None:
+        return
+    state = json.loads(req.hook_state(status, os.getpid()))
+    message = seccomp.listener_message(state, os.getpid(), req.seccomp_metadata)
+    seccomp.send_listener(req.listener_sock, fd, message)
+    os.close(fd)
+    req.listener_sock.close()
+
+
+def drop_capabilities(plan) -> None:
+    """Bounding, effective, permitted, inheritable and ambient sets, exactly."""
+    if plan is not None:
+        log.debug("set the capability sets; drop the rest from the bounding set")
+    caps.apply_capabilities(plan)
 
 
 def prepare_filesystem(req) -> None:
@@ -482,7 +526,12 @@ def exec_user_program(req, slave: int | None) -> None:
     keep_descriptors(req.preserve_fds)
     log.debug(f"exec {req.executable}")
     env = process_env(process)
-    os.execve(req.executable, list(process.args), env)
+    args = list(process.args)
+    if process.no_new_privileges:
+        # With no_new_privs the filter can wait until the very last moment:
+        # nothing of the runtime's own work runs under it.
+        load_seccomp_filter(req, "running")
+    os.execve(req.executable, args, env)
 
 
 def keep_descriptors(preserve_fds: int) -> None:

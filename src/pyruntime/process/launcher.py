@@ -42,6 +42,14 @@ class InitRequest:
     #: Descriptors only the runtime may hold, closed in the children first
     #: thing (the state directory's lock would otherwise outlive ``create``).
     runtime_only_fds: list[int] = field(default_factory=list)
+    #: ``process.capabilities`` as numbers (None: leave them alone).
+    capabilities: object | None = None
+    #: The compiled seccomp filter, loaded by init as late as it can be.
+    seccomp: object | None = None
+    seccomp_listener: str | None = None
+    seccomp_metadata: str | None = None
+    #: init's connection to the seccomp agent (made before pivot_root).
+    listener_sock: object | None = None
 
     def hook_state(self, status: str, pid: int) -> bytes:
         """The state document hooks read on stdin."""

@@ -503,16 +503,33 @@ def listener_message(state: dict, pid: int, metadata: str | None) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-def send_to_listener(listener_path: str, fd: int, message: bytes) -> None:
-    """Connect to the agent's socket and send ``message`` with ``fd`` attached."""
+def connect_listener(listener_path: str) -> socket.socket:
+    """Connect to the agent's socket (before the filter can deny it)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(listener_path)
-            socket.send_fds(sock, [message], [fd])
+        sock.connect(listener_path)
+    except OSError as err:
+        sock.close()
+        raise SetupError(
+            f"connect to the seccomp agent at `{listener_path}`: {describe(err)}"
+        ) from err
+    return sock
+
+
+def send_listener(sock: socket.socket, fd: int, message: bytes) -> None:
+    """Send ``message`` with the listener ``fd`` attached on a connected socket."""
+    try:
+        socket.send_fds(sock, [message], [fd])
     except OSError as err:
         raise SetupError(
-            f"send the seccomp listener to `{listener_path}`: {describe(err)}"
+            f"send the seccomp listener to the agent: {describe(err)}"
         ) from err
+
+
+def send_to_listener(listener_path: str, fd: int, message: bytes) -> None:
+    """Connect to the agent's socket and send ``message`` with ``fd`` attached."""
+    with connect_listener(listener_path) as sock:
+        send_listener(sock, fd, message)
 
 
 # --- features ---------------------------------------------------------------------
