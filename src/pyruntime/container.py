@@ -443,8 +443,24 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
         from pyruntime.cgroups import load_manager
 
         load_manager(state.cgroup_paths).kill_all(sig)
-        return
-    signal_init(state, sig)
+    else:
+        signal_init(state, sig)
+    if sig == signal.SIGKILL and status == st.PAUSED:
+        thaw_after_kill(state)
+
+
+def thaw_after_kill(state: ContainerState) -> None:
+    """Let a frozen container die: a frozen task cannot act on SIGKILL.
+
+    The v1 freezer holds a killed task until it is thawed; cgroup v2 lets it
+    die anyway, and thawing the emptied cgroup does no harm there.
+    """
+    from pyruntime.cgroups import load_manager
+
+    try:
+        load_manager(state.cgroup_paths).thaw()
+    except (OSError, RuntimeError_) as err:
+        log.warning(f"kill: thaw `{state.id}` after SIGKILL: {err}")
 
 
 def signal_init(state: ContainerState, sig: int) -> None:

@@ -188,12 +188,6 @@ def test_pause_and_resume_a_stopped_container(runtime, bundle, tmp_path):
     fails_with(runtime("pause", "nope-" + cid), "container does not exist")
 
 
-@pytest.mark.xfail(
-    MODE != "v2",
-    reason="container.kill does not thaw a paused container after SIGKILL "
-    "(a task frozen by the v1 freezer cannot die): change asked for in issue 4",
-    strict=False,
-)
 def test_kill_9_of_a_paused_container(runtime, sleeper, tmp_path):
     cid, pid = launch(runtime, sleeper, tmp_path)
     runtime.ok("pause", cid)
