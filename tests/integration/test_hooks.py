@@ -369,12 +369,6 @@ def test_failing_start_container_hook_stops_the_container(
     assert_nothing_left(runtime, cid, str(bundle.path))
 
 
-@pytest.mark.xfail(
-    reason="needs init to keep exec.fifo open until exec and report the failure "
-    "into it (protocol.report_start_failure); see the start handshake in "
-    "pyruntime.process.protocol",
-    strict=False,
-)
 def test_failing_start_container_hook_fails_start(runtime, bundle, inside, tmp_path):
     set_hooks(bundle, startContainer=[inside.hook("s1", code=4)])
     cid = runtime.new_id()

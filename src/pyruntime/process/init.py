@@ -22,7 +22,7 @@ import sys
 from pyruntime import console, hooks, log, namespaces, network, rootfs
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls as sc
-from pyruntime.process.protocol import Channel
+from pyruntime.process.protocol import Channel, report_start_failure
 from pyruntime.security import capabilities as caps
 from pyruntime.security import seccomp
 
@@ -171,7 +171,10 @@ def run_init(req, chan: Channel) -> None:
     try:
         exec_user_program(req, slave)
     except BaseException as err:
-        os.write(2, f"{req.runtime_name}: {describe_exec_error(req, err)}\n".encode())
+        message = describe_exec_error(req, err)
+        # start waits on exec.fifo: the message makes it fail with our words.
+        report_start_failure(req.fifo_fd, message)
+        os.write(2, f"{req.runtime_name}: {message}\n".encode())
         os._exit(1)
 
 
@@ -509,7 +512,8 @@ def wait_for_start(req) -> None:
             continue
         if data:
             break
-    os.close(req.fifo_fd)
+    # exec.fifo stays open (close-on-exec) until the program runs: start
+    # waits for it to close, and reads from it why init failed if it did.
     for sig in _FATAL_WHILE_WAITING:
         signal.signal(sig, signal.SIG_DFL)
 
