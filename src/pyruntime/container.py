@@ -134,7 +134,10 @@ def check_preserved_fds(count: int) -> None:
 
 def create(root: str, container_id: str, opts: CreateOptions) -> ContainerState:
     """Create a container and leave its init waiting for ``start``."""
+    from pyruntime.reexec import require_sealed
+
     validate_id(container_id)
+    require_sealed()
     check_preserved_fds(opts.preserve_fds)
     spec = load_bundle(opts)
     security = plan_security(spec)

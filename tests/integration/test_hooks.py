@@ -358,12 +358,14 @@ def test_failing_start_container_hook_stops_the_container(
         )  # fmt: skip
     assert created.returncode == 0
     pid = int(pid_file.read_text())
-    runtime("start", cid)
+    started = runtime("start", cid)
     # The program never ran, the rest of the phase neither; init exited 1
-    # with the hook's error on the container's stderr.
+    # and start reported the hook's error.
     assert reap(pid) == 1
     assert inside.order() == ["s1"]
-    assert "error running startContainer hook #0: exit status 4" in err_file.read_text()
+    assert started.returncode == 1
+    assert "error running startContainer hook #0: exit status 4" in started.stderr
+    assert err_file.read_text() == ""
     assert runtime.state(cid)["status"] == "stopped"
     runtime.ok("delete", cid)
     assert_nothing_left(runtime, cid, str(bundle.path))

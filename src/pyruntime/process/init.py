@@ -42,6 +42,9 @@ def run_intermediate(req, chan: Channel) -> None:
     """Join the cgroup and the namespaces, fork init, report its pid, exit."""
     log.set_actor("intermediate")
     try:
+        # Nobody in the container may ptrace us or open our /proc files;
+        # execve of the user program makes it dumpable again.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != req.runtime_pid:
             os._exit(1)
@@ -173,8 +176,8 @@ def run_init(req, chan: Channel) -> None:
     except BaseException as err:
         message = describe_exec_error(req, err)
         # start waits on exec.fifo: the message makes it fail with our words.
-        report_start_failure(req.fifo_fd, message)
-        os.write(2, f"{req.runtime_name}: {message}\n".encode())
+        if not report_start_failure(req.fifo_fd, message):
+            os.write(2, f"{req.runtime_name}: {message}\n".encode())
         os._exit(1)
 
 

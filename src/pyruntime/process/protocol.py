@@ -105,13 +105,18 @@ class Channel:
 # ----------------------------------------------------------- start handshake
 
 
-def report_start_failure(fifo_fd: int, message: str) -> None:
-    """Init's side: tell the waiting ``start`` why the program did not run."""
+def report_start_failure(fifo_fd: int, message: str) -> bool:
+    """Init's side: tell the waiting ``start`` why the program did not run.
+
+    Returns False when the message could not be written (then init says it
+    on its own stderr instead).
+    """
     data = message.encode(errors="replace")[:_MAX_REPORT] or b"?"
     try:
         os.write(fifo_fd, data)
     except OSError:
-        pass  # start is gone; the message is on init's stderr as well
+        return False
+    return True
 
 
 def release_init(fifo_path: str, init_pid: int) -> str | None:
