@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import reap
-from tests.integration.test_process import create_refused, output_of
+from tests.integration.test_process import assert_refused, create_refused, output_of
 
 pytestmark = pytest.mark.root
 
@@ -144,6 +144,28 @@ def test_dev_console_symlink_is_not_followed(runtime, bundle, tmp_path):
     output_of(runtime, bundle, "true")
     assert secret.read_text() == "untouched\n"
     assert str(secret) not in host_mount_points()
+
+
+def test_dev_console_symlink_is_refused_for_a_terminal(runtime, bundle, tmp_path):
+    from tests.integration.test_process import ConsoleReceiver
+
+    bundle.edit(
+        lambda c: c.update(
+            mounts=[m for m in c["mounts"] if m["destination"] != "/dev"]
+        )
+    )
+    console = bundle.rootfs / "dev" / "console"
+    if console.exists() or console.is_symlink():
+        console.unlink()
+    console.symlink_to("/proc/sysrq-trigger")
+    bundle.edit(lambda c: c["process"].update(terminal=True))
+    receiver = ConsoleReceiver(tmp_path / "console.sock")
+    try:
+        cid = runtime.new_id()
+        result = runtime.create(bundle, cid, "--console-socket", receiver.path)
+    finally:
+        receiver.close()
+    assert_refused(runtime, result, cid, "/dev/console", "/proc/sysrq-trigger")
 
 
 # --- CVE-2024-21626: descriptors and cwd ---------------------------------------

@@ -197,16 +197,41 @@ def remove_entry(dir_fd: int, name: str) -> None:
         os.rmdir(name, dir_fd=dir_fd)
 
 
+def refuse_console_symlink() -> None:
+    """An image's ``/dev/console`` that is a symlink is an attack: refuse it.
+
+    ``/dev/console -> /proc/sys/...`` would put the pty over a kernel file
+    (the CVE-2025-31133 class), whatever the link's target resolves to.
+    """
+    try:
+        info = os.lstat("/dev/console")
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink("/dev/console")
+        raise SetupError(
+            f"mount console: `/dev/console` is a symlink to `{target}`: refused"
+        )
+
+
 def mount_console(pty_path: str) -> None:
     """After pivot_root: bind the pty ``pty_path`` onto ``/dev/console``.
 
     ``pty_path`` is the slave's path in the container's devpts; the bind
     replaces whatever ``/dev/console`` was (an empty file is made if needed).
     """
+    refuse_console_symlink()
     root = RootHandle("/")
     try:
         fd, resolved = root.resolve("/dev/console", create="file")
         try:
+            if resolved != "/dev/console":
+                # An image's /dev/console -> /proc/sys/... would put the pty
+                # over a kernel file (the CVE-2025-31133 class): refuse.
+                raise SetupError(
+                    f"mount console: `/dev/console` leads to `{resolved}` "
+                    "through a symlink: refused"
+                )
             source = os.open(pty_path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
                 if not stat.S_ISCHR(os.fstat(source).st_mode):
