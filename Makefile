@@ -108,10 +108,12 @@ test: deps rootfs
 		$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # test-v2: the cgroup v2 set (pytest -m cgroup_v2), natively on a v2 host, or
-# in a VM when VMRUN names a tool that boots a v2 kernel (see the script).
+# in a VM when VMRUN names a tool that boots a v2 kernel (see the script);
+# the VM's packages are installed first then.
 test-v2: deps rootfs
+	$(if $(VMRUN),scripts/install-system-packages.sh --vm)
 	PYRUNTIME_TEST_ROOTFS=$(abspath $(ROOTFS)) VMRUN='$(VMRUN)' \
-		scripts/test-cgroup-v2.sh
+		scripts/test-cgroup-v2.sh $(PYTEST_ARGS)
 
 # test-engines: containerd, CRI and podman driving pyruntime (and runc).
 test-engines: deps rootfs install

@@ -1,11 +1,13 @@
 #!/bin/bash
 # Install the Debian packages pyruntime needs to build, test and demo.
 #
-# Usage: scripts/install-system-packages.sh
+# Usage: scripts/install-system-packages.sh [--vm]
 #
 # Asks dpkg first and runs apt-get only for what is missing, so on a prepared
 # machine this takes a few milliseconds. Optional packages (benchmark tools)
-# are tried too, but their failure does not fail the step.
+# are tried too, but their failure does not fail the step. With --vm, the
+# packages the cgroup v2 test VM needs are required too (make test-v2 asks
+# for them when it runs the v2 set in a VM).
 set -euo pipefail
 
 # python3-dev, gcc and libcap-dev build python-prctl from source; libseccomp2
@@ -15,6 +17,20 @@ set -euo pipefail
 REQUIRED=(python3 python3-venv python3-dev gcc make libcap-dev libseccomp2
     busybox-static iproute2 runc)
 OPTIONAL=(hyperfine)
+# The cgroup v2 test set runs in a throw-away VM on hosts that are not cgroup
+# v2: qemu emulates it, the cloud kernel boots it, busybox, cpio, kmod and
+# gzip build its initramfs, util-linux and coreutils run inside it.
+VM=(qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio kmod
+    util-linux coreutils gzip)
+
+case "${1:-}" in
+"") ;;
+--vm) REQUIRED+=("${VM[@]}") ;;
+*)
+    echo "usage: $0 [--vm]" >&2
+    exit 2
+    ;;
+esac
 
 # missing PACKAGE...: print the packages dpkg does not report as installed.
 missing() {
