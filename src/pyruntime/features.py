@@ -39,6 +39,24 @@ def mount_options() -> list[str]:
     return sorted(SUPPORTED_MOUNT_OPTIONS)
 
 
+def memory_policy_support() -> dict:
+    """The ``linux.memoryPolicy`` modes and flags passed to set_mempolicy(2)."""
+    from pyruntime.spec.process_rules import MPOL_FLAGS, MPOL_MODES
+
+    return {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)}
+
+
+def lsm_support() -> dict:
+    """AppArmor and SELinux, as the features document reports them.
+
+    The labels are applied where the host runs the LSM (``security.lsm``),
+    but that code has not yet run against a live AppArmor or SELinux host,
+    so both stay false until it has. A config asking for a label on a host
+    without the LSM is refused either way.
+    """
+    return {"apparmor": {"enabled": False}, "selinux": {"enabled": False}}
+
+
 def features_document() -> dict:
     """Build the runtime-spec features JSON."""
     from pyruntime.security.capabilities import known_capabilities
@@ -54,8 +72,9 @@ def features_document() -> dict:
             "capabilities": known_capabilities(),
             "cgroup": cgroup_support(),
             "seccomp": feature_lists(),
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            **lsm_support(),
+            "intelRdt": {"enabled": False},
+            "memoryPolicy": memory_policy_support(),
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {

@@ -388,3 +388,168 @@ def seccomp_set_mode_filter(program: bytes | None, flags: int) -> int:
         pointer,
     )
     return _check(result, "load seccomp filter")
+
+
+# Process attributes, used by pyruntime.security.process_attrs: I/O priority,
+# scheduling, NUMA memory policy, personality and CPU affinity. The tables of
+# spec names to kernel values live in pyruntime.spec.process_rules (no
+# ctypes there). Own syscall table, so the one above stays as it was.
+
+_NR_PROCESS = {
+    "x86_64": {
+        "ioprio_set": 251,
+        "ioprio_get": 252,
+        "set_mempolicy": 238,
+        "get_mempolicy": 239,
+        "sched_setattr": 314,
+        "sched_getattr": 315,
+    },
+    "aarch64": {
+        "ioprio_set": 30,
+        "ioprio_get": 31,
+        "set_mempolicy": 237,
+        "get_mempolicy": 236,
+        "sched_setattr": 274,
+        "sched_getattr": 275,
+    },
+}.get(platform.machine(), {})
+
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+
+#: personality(2) argument that only reads the current persona.
+PERSONALITY_QUERY = 0xFFFFFFFF
+
+_ULONG_BITS = ctypes.sizeof(ctypes.c_ulong) * 8
+
+
+def _process_syscall(name: str, *args) -> int:
+    number = _NR_PROCESS.get(name)
+    if number is None:
+        ctypes.set_errno(38)  # ENOSYS: no number known for this machine
+        return -1
+    return _libc.syscall(ctypes.c_long(number), *args)
+
+
+def ioprio_set(ioprio: int, pid: int = 0) -> None:
+    """ioprio_set(IOPRIO_WHO_PROCESS, pid, ioprio); pid 0 is the caller."""
+    result = _process_syscall(
+        "ioprio_set",
+        ctypes.c_int(IOPRIO_WHO_PROCESS),
+        ctypes.c_int(pid),
+        ctypes.c_int(ioprio),
+    )
+    _check(result, f"ioprio_set({ioprio:#x})")
+
+
+def ioprio_get(pid: int = 0) -> int:
+    """ioprio_get(IOPRIO_WHO_PROCESS, pid): ``class << 13 | level``."""
+    result = _process_syscall(
+        "ioprio_get", ctypes.c_int(IOPRIO_WHO_PROCESS), ctypes.c_int(pid)
+    )
+    return _check(result, f"ioprio_get of pid {pid}")
+
+
+class SchedAttr(ctypes.Structure):
+    """struct sched_attr, SCHED_ATTR_SIZE_VER1 (56 bytes)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("sched_policy", ctypes.c_uint32),
+        ("sched_flags", ctypes.c_uint64),
+        ("sched_nice", ctypes.c_int32),
+        ("sched_priority", ctypes.c_uint32),
+        ("sched_runtime", ctypes.c_uint64),
+        ("sched_deadline", ctypes.c_uint64),
+        ("sched_period", ctypes.c_uint64),
+        ("sched_util_min", ctypes.c_uint32),
+        ("sched_util_max", ctypes.c_uint32),
+    ]
+
+
+def sched_setattr(attr: SchedAttr, pid: int = 0) -> None:
+    """sched_setattr(2) on ``pid`` (0: the calling thread)."""
+    attr.size = ctypes.sizeof(SchedAttr)
+    result = _process_syscall(
+        "sched_setattr", ctypes.c_int(pid), ctypes.byref(attr), ctypes.c_uint(0)
+    )
+    _check(result, "sched_setattr")
+
+
+def sched_getattr(pid: int = 0) -> SchedAttr:
+    """sched_getattr(2) of ``pid`` (0: the calling thread)."""
+    attr = SchedAttr()
+    result = _process_syscall(
+        "sched_getattr",
+        ctypes.c_int(pid),
+        ctypes.byref(attr),
+        ctypes.c_uint(ctypes.sizeof(SchedAttr)),
+        ctypes.c_uint(0),
+    )
+    _check(result, f"sched_getattr of pid {pid}")
+    return attr
+
+
+def _node_mask(nodes) -> tuple[ctypes.Array | None, int]:
+    """A ``unsigned long[]`` bitmask of ``nodes`` and its ``maxnode`` argument."""
+    nodes = list(nodes)
+    if not nodes:
+        return None, 0
+    words = max(nodes) // _ULONG_BITS + 1
+    mask = (ctypes.c_ulong * words)()
+    for node in nodes:
+        mask[node // _ULONG_BITS] |= 1 << (node % _ULONG_BITS)
+    # The kernel reads maxnode - 1 bits: one more than the mask holds.
+    return mask, words * _ULONG_BITS + 1
+
+
+def set_mempolicy(mode: int, nodes=()) -> None:
+    """set_mempolicy(2); ``mode`` includes the MPOL_F_* flags."""
+    mask, maxnode = _node_mask(nodes)
+    result = _process_syscall(
+        "set_mempolicy", ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode)
+    )
+    _check(result, "set_mempolicy")
+
+
+def get_mempolicy(max_nodes: int = 1024) -> tuple[int, list[int]]:
+    """get_mempolicy(2) of the calling thread: ``(mode | flags, nodes)``."""
+    words = (max_nodes + _ULONG_BITS - 1) // _ULONG_BITS
+    mask = (ctypes.c_ulong * words)()
+    mode = ctypes.c_int(0)
+    result = _process_syscall(
+        "get_mempolicy",
+        ctypes.byref(mode),
+        mask,
+        ctypes.c_ulong(words * _ULONG_BITS),
+        None,
+        ctypes.c_ulong(0),
+    )
+    _check(result, "get_mempolicy")
+    nodes = [
+        index * _ULONG_BITS + bit
+        for index, word in enumerate(mask)
+        for bit in range(_ULONG_BITS)
+        if word >> bit & 1
+    ]
+    return mode.value, nodes
+
+
+def personality(persona: int) -> int:
+    """personality(2): set the persona, return the previous one.
+
+    :data:`PERSONALITY_QUERY` only reads it.
+    """
+    _libc.personality.restype = ctypes.c_int
+    result = _libc.personality(ctypes.c_ulong(persona))
+    return _check(result, f"personality({persona:#x})")
+
+
+def sched_setaffinity(cpus, pid: int = 0) -> None:
+    """sched_setaffinity(2) through Python's own wrapper, with our wording."""
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as err:
+        raise OSError(
+            err.errno, f"sched_setaffinity: {os.strerror(err.errno).lower()}"
+        ) from None

@@ -24,7 +24,7 @@ from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls as sc
 from pyruntime.process.protocol import Channel, report_start_failure
 from pyruntime.security import capabilities as caps
-from pyruntime.security import seccomp
+from pyruntime.security import lsm, process_attrs, seccomp
 
 #: Signals that end a created-but-not-started init: as pid 1 of its pid
 #: namespace it would otherwise ignore them (no default action for init).
@@ -48,7 +48,10 @@ def run_intermediate(req, chan: Channel) -> None:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != req.runtime_pid:
             os._exit(1)
+        process_attrs.check_host_support(req.spec)
         enter_cgroup(req)
+        process_attrs.apply_initial_cpu_affinity(req.spec.process)
+        process_attrs.apply_io_priority(req.spec.process)
         set_oom_score_adj(req.spec.process)
         enter_namespaces(req, chan)
         pid = os.fork()
@@ -217,9 +220,15 @@ def set_up_container(req, chan: Channel) -> int | None:
     apply_sysctls(linux.sysctl if linux else None)
     make_cwd(spec.process.cwd)
     protect_filesystem(req)
+    lsm.apply_keyring_label(spec.process)
     if not req.no_new_keyring:
         join_new_keyring()
     apply_rlimits(spec.process.rlimits)
+    process_attrs.apply_personality(linux)
+    process_attrs.apply_memory_policy(linux)
+    process_attrs.apply_final_cpu_affinity(spec.process)
+    process_attrs.apply_scheduler(spec.process)
+    lsm.apply_exec_labels(spec.process)
     set_no_new_privileges(spec.process.no_new_privileges)
     give_stdio_to_user(spec.process.user, [slave] if slave is not None else [0, 1, 2])
     if not spec.process.no_new_privileges:

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 
 from pyruntime.errors import ConfigError
+from pyruntime.spec import process_rules
 from pyruntime.spec.model import Hook, Namespace, Spec
 
 NAMESPACE_TYPES = frozenset(
@@ -183,6 +184,22 @@ def check_oom_score_adj(spec: Spec) -> Iterator[str]:
     value = spec.process.oom_score_adj if spec.process else None
     if value is not None and value not in _OOM_SCORE_ADJ:
         yield f"process.oomScoreAdj: {value} is outside -1000..1000"
+
+
+def check_process_attrs(spec: Spec) -> Iterator[str]:
+    """LSM labels, I/O priority, scheduler, CPU affinity (``spec.process_rules``)."""
+    if spec.process is not None:
+        yield from process_rules.process_problems(spec.process)
+
+
+def check_linux_attrs(spec: Spec) -> Iterator[str]:
+    """mountLabel, personality, memoryPolicy, intelRdt (``spec.process_rules``)."""
+    yield from process_rules.linux_problems(spec.linux)
+
+
+def check_deadline_hooks(spec: Spec) -> Iterator[str]:
+    """A SCHED_DEADLINE init could not fork the startContainer hooks."""
+    yield from process_rules.deadline_hook_problems(spec)
 
 
 # --- root, mounts, hooks -----------------------------------------------------------
@@ -381,6 +398,8 @@ RULES: tuple[Rule, ...] = (
     check_console_size,
     check_rlimits,
     check_oom_score_adj,
+    check_process_attrs,
+    check_deadline_hooks,
     require_root,
     check_uts_names,
     check_mount_destinations,
@@ -395,4 +414,5 @@ RULES: tuple[Rule, ...] = (
     check_masked_and_readonly_paths,
     check_sysctls,
     check_seccomp,
+    check_linux_attrs,
 )
