@@ -97,6 +97,11 @@ def plan_security(spec):
         caps.load_backend()
     filter_plan = seccomp.plan_seccomp(spec.linux.seccomp if spec.linux else None)
     program = seccomp.compile_seccomp(filter_plan) if filter_plan else None
+    if program is not None:
+        log.debug(
+            f"compile the seccomp filter now, in the runtime: {len(filter_plan.rules)}"
+            " rules; init will only load it"
+        )
     return cap_plan, filter_plan, program
 
 
@@ -140,9 +145,11 @@ def create(root: str, container_id: str, opts: CreateOptions) -> ContainerState:
     require_sealed()
     check_preserved_fds(opts.preserve_fds)
     spec = load_bundle(opts)
+    log.debug(f"config.json of `{opts.bundle}` is valid")
     security = plan_security(spec)
     check_rootfs(rootfs_path(spec, opts.bundle))
     cdir = create_container_dir(root, container_id)
+    log.debug(f"state directory `{cdir.path}` made and locked; status creating")
     try:
         state = initial_state(container_id, spec, opts)
         cdir.save(state)
@@ -246,6 +253,7 @@ def make_cgroup(cdir: ContainerDir, state, spec, opts):
     # state.json gets damaged later.
     cdir.save_cleanup(state)
     cdir.save(state)
+    log.debug("create the cgroup and write its limits, before any process exists")
     manager.create()
     resources = (spec.raw.get("linux") or {}).get("resources")
     manager.apply(resources)
@@ -254,6 +262,7 @@ def make_cgroup(cdir: ContainerDir, state, spec, opts):
 
 def make_fifo(cdir: ContainerDir) -> int:
     """Make exec.fifo; init holds it open read-write and reads start's byte."""
+    log.debug("make exec.fifo: init will block on it until start")
     os.mkfifo(cdir.fifo_path, 0o600)
     return os.open(cdir.fifo_path, os.O_RDWR | os.O_CLOEXEC)
 
@@ -299,6 +308,7 @@ def start(root: str, container_id: str) -> None:
         state = load_state(cdir)
         status = st.current_status(cdir, state)
         refuse_start(status)
+        log.debug("write the start byte to exec.fifo; wait until init execs or fails")
         failure = release_init(cdir, state)
         if failure is None:
             state.status = st.RUNNING
@@ -520,6 +530,7 @@ def delete_locked(cdir: ContainerDir, force: bool) -> None:
 
 def destroy(cdir: ContainerDir, state: ContainerState) -> None:
     """Kill init, remove the cgroup and the state dir, run poststop hooks."""
+    log.debug(f"delete `{state.id}`: kill what is left, remove its cgroup and state")
     kill_init(state)
     remove_cgroup(state)
     cdir.remove()

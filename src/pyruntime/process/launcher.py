@@ -63,6 +63,14 @@ class InitRequest:
         )
 
 
+def describe_maps(mappings) -> str:
+    """``0->200000 (1), 10001->200001 (1)`` for a list of id mappings."""
+    return (
+        ", ".join(f"{m.container_id}->{m.host_id} ({m.size})" for m in mappings or ())
+        or "none"
+    )
+
+
 class Launch:
     """One run of the creation protocol, from fork to ``ready``."""
 
@@ -77,6 +85,10 @@ class Launch:
         parent, child = Channel.pair()
         self.req.runtime_pid = os.getpid()
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        log.debug(
+            "fork the intermediate process: it joins the cgroup and the "
+            "namespaces, then forks init (a new pid namespace takes children only)"
+        )
         pid = os.fork()
         if pid == 0:
             parent.close()
@@ -123,7 +135,12 @@ class Launch:
     def map_ids(self) -> None:
         """Write the intermediate process's uid/gid maps."""
         linux = self.req.spec.linux
-        log.debug("write uid_map and gid_map of the new user namespace")
+        log.debug(
+            "write uid_map and gid_map of the new user namespace: uids "
+            + describe_maps(linux.uid_mappings)
+            + ", gids "
+            + describe_maps(linux.gid_mappings)
+        )
         namespaces.write_id_maps(
             self.intermediate_pid,
             linux.uid_mappings,
@@ -142,6 +159,7 @@ class Launch:
     def run_runtime_hooks(self) -> None:
         """prestart then createRuntime, in the runtime's namespaces."""
         state = self.req.hook_state("creating", self.init_pid)
+        log.debug("mounts are made; run prestart and createRuntime hooks on the host")
         for phase in ("prestart", "create_runtime"):
             phase_hooks = hooks.hooks_of(self.req.spec, phase)
             if phase_hooks:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pyruntime import log
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls
 from pyruntime.rootfs.binds import describe_errno
@@ -87,8 +88,15 @@ def merge_devices(devices: Sequence[Any]) -> list[Any]:
 def create_devices(root: RootHandle, devices: Sequence[Any], in_userns: bool) -> None:
     """Create the default devices and ``devices`` inside the rootfs."""
     old_umask = os.umask(0)
+    merged = merge_devices(devices)
+    how = "bind the host's nodes (mknod is denied in a user namespace)"
+    log.debug(
+        f"create {len(merged)} device nodes in /dev: "
+        + ("; ".join(d.path for d in merged))
+        + (f"; {how}" if in_userns else "")
+    )
     try:
-        for device in merge_devices(devices):
+        for device in merged:
             create_device(root, device, in_userns)
     finally:
         os.umask(old_umask)
@@ -150,6 +158,7 @@ def bind_host_device(root: RootHandle, path: str) -> None:
 
 def create_dev_symlinks(root: RootHandle) -> None:
     """The /dev symlinks every container has; existing entries are kept."""
+    log.debug("link /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr and /dev/ptmx")
     links = list(DEV_SYMLINKS)
     if has_proc_kcore(root):
         links.append(("/proc/kcore", "/dev/core"))

@@ -18,6 +18,7 @@ import os
 import stat
 from collections.abc import Sequence
 
+from pyruntime import log
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls
 from pyruntime.rootfs.binds import describe_errno, remount_bind
@@ -31,6 +32,10 @@ def mask_paths(paths: Sequence[str]) -> None:
     """Hide each of ``paths`` in the current root (after pivot_root)."""
     if not paths:
         return
+    log.debug(
+        "mask " + ", ".join(paths) + ": an empty read-only tmpfs over "
+        "directories, /dev/null over files (missing ones are skipped)"
+    )
     root = RootHandle("/")
     try:
         null_fd: int | None = None
@@ -98,6 +103,9 @@ def readonly_paths(paths: Sequence[str]) -> None:
     """Make each of ``paths`` read-only in the current root (after pivot_root)."""
     if not paths:
         return
+    log.debug(
+        "make " + ", ".join(paths) + " read-only: bound onto themselves, remounted ro"
+    )
     root = RootHandle("/")
     try:
         for path in paths:

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pyruntime import log
 from pyruntime.errors import SetupError, UnsupportedError
 from pyruntime.linux import syscalls
 from pyruntime.rootfs import cgroupfs, copyup
@@ -115,6 +116,7 @@ def make_mount(context: MountContext, mount: Any, options: MountOptions) -> None
     fd, resolved = context.root.resolve(mount.destination, create=create)
     try:
         check_destination(resolved, mount, bind, source)
+        log.debug(describe_mount(mount, source, resolved, bind))
         if bind:
             bind_onto(context.root, fd, resolved, source, options)
         elif mount.type == "cgroup":
@@ -124,6 +126,16 @@ def make_mount(context: MountContext, mount: Any, options: MountOptions) -> None
     finally:
         os.close(fd)
     apply_propagation(context, resolved, options)
+
+
+def describe_mount(mount: Any, source: str, resolved: str, bind: bool) -> str:
+    """One narrated line for a mount, naming where its destination resolved."""
+    options = ",".join(mount.options or ()) or "defaults"
+    kind = "bind" if bind else (mount.type or "none")
+    where = f"`{mount.destination}`"
+    if resolved != mount.destination:
+        where += f" (resolved inside the rootfs to `{resolved}`)"
+    return f"mount {kind} `{source}` on {where} with {options}"
 
 
 def check_destination(resolved: str, mount: Any, bind: bool, source: str) -> None:
