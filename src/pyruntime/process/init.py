@@ -71,7 +71,8 @@ def enter_cgroup(req) -> None:
     namespace created afterwards has this cgroup as its root.
     """
     if req.cgroup is not None:
-        log.debug(f"join cgroup {req.cgroup.paths()}")
+        paths = ", ".join(sorted(set(req.cgroup.paths().values())))
+        log.debug(f"join the container's cgroup ({paths}): children are born in it")
         req.cgroup.add_process(os.getpid())
 
 
@@ -79,6 +80,7 @@ def set_oom_score_adj(process) -> None:
     """Apply ``process.oomScoreAdj``; children inherit it."""
     if process.oom_score_adj is None:
         return
+    log.debug(f"set oom_score_adj to {process.oom_score_adj}; init inherits it")
     try:
         with open("/proc/self/oom_score_adj", "w") as handle:
             handle.write(str(process.oom_score_adj))
@@ -117,6 +119,7 @@ def enter_namespaces(req, chan: Channel) -> None:
         namespaces.create_namespaces(flags)
     offsets = linux.time_offsets if linux else None
     if offsets and namespaces.wants_new(nss, "time"):
+        log.debug(f"write the time namespace offsets {dict(offsets)}")
         namespaces.write_time_offsets(offsets)
     if namespaces.has_namespace(nss, "user"):
         become_root(req)
@@ -132,6 +135,7 @@ def become_root(req) -> None:
     nss = req.spec.linux.namespaces
     if namespaces.wants_new(nss, "user") and not _mapped_root(req):
         return
+    log.debug("become uid 0 and gid 0 of the user namespace")
     try:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -259,7 +263,7 @@ def load_seccomp_filter(req, status: str) -> None:
     """Load the compiled filter; hand its notify fd to the agent, if any."""
     if req.seccomp is None:
         return
-    log.debug("load the seccomp filter")
+    log.debug(f"load the seccomp filter ({len(req.seccomp.bpf) // 8} BPF instructions)")
     fd = seccomp.load_seccomp(req.seccomp)
     if fd is None:
         return
@@ -297,6 +301,7 @@ def run_create_container_hooks(req) -> None:
     """createContainer hooks: in the container's namespaces, before pivot."""
     phase = hooks.hooks_of(req.spec, "create_container")
     if phase:
+        log.debug("run createContainer hooks in the container's namespaces")
         state = req.hook_state("creating", os.getpid())
         hooks.run_hooks("create_container", phase, state, cwd=req.rootfs)
 
@@ -318,6 +323,7 @@ def set_up_console(req) -> int | None:
     master, slave, slave_path = console.open_pty(
         size.height if size else None, size.width if size else None
     )
+    log.debug(f"open the terminal {slave_path}; bind it over /dev/console")
     rootfs.mount_console(slave_path)
     log.debug("send the pty master to the console socket")
     console.send_master(req.console_sock, master)
@@ -330,6 +336,7 @@ def set_names(spec) -> None:
         log.debug(f"set hostname `{spec.hostname}`")
         sc.sethostname(spec.hostname)
     if spec.domainname is not None:
+        log.debug(f"set domainname `{spec.domainname}`")
         sc.setdomainname(spec.domainname)
 
 
@@ -337,6 +344,7 @@ def apply_sysctls(sysctl: dict | None) -> None:
     """Write namespaced sysctls under /proc/sys (validated as namespaced)."""
     for key, value in (sysctl or {}).items():
         path = "/proc/sys/" + key.replace(".", "/")
+        log.debug(f"set sysctl {key}={value} (namespaced: the host keeps its own)")
         try:
             with open(path, "w") as handle:
                 handle.write(value)
@@ -358,6 +366,8 @@ def protect_filesystem(req) -> None:
     """Read-only root, then masked and read-only paths."""
     linux = req.spec.linux
     root = req.spec.root
+    if root and root.readonly:
+        log.debug("remount the root read-only")
     rootfs.finalize_rootfs(
         readonly=bool(root and root.readonly),
         propagation=linux.rootfs_propagation if linux else None,
@@ -370,6 +380,7 @@ def protect_filesystem(req) -> None:
 
 def join_new_keyring() -> None:
     """Give the container its own session keyring (unless --no-new-keyring)."""
+    log.debug("join a new session keyring: the host's keys stay out of reach")
     try:
         sc.join_session_keyring(None)
     except OSError as err:
@@ -383,6 +394,7 @@ _EXTRA_RLIMITS = {"RLIMIT_LOCKS": 10}
 def apply_rlimits(rlimits) -> None:
     """setrlimit() for each ``process.rlimits`` entry."""
     for item in rlimits or ():
+        log.debug(f"set {item.type} to soft {item.soft}, hard {item.hard}")
         number = getattr(resource, item.type, None)
         if number is None:
             number = _EXTRA_RLIMITS[item.type]
@@ -409,6 +421,7 @@ def as_rlim(value: int) -> int:
 def set_no_new_privileges(enabled: bool | None) -> None:
     """prctl(PR_SET_NO_NEW_PRIVS) when ``process.noNewPrivileges``."""
     if enabled:
+        log.debug("set no_new_privs: setuid binaries and file caps grant nothing")
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
 
@@ -451,6 +464,7 @@ def switch_user(user) -> None:
     uid = user.uid if user else 0
     gid = user.gid if user else 0
     groups = list(user.additional_gids or ()) if user else []
+    log.debug(f"switch to uid {uid}, gid {gid}, groups {groups or 'none'}")
     try:
         os.setgroups(groups)
     except PermissionError:
@@ -475,6 +489,7 @@ def switch_user(user) -> None:
 
 def change_directory(cwd: str) -> None:
     """chdir to ``process.cwd`` as the container user."""
+    log.debug(f"change directory to `{cwd}` as the container user")
     try:
         os.chdir(cwd)
     except OSError as err:
@@ -535,12 +550,16 @@ def exec_user_program(req, slave: int | None) -> None:
     process = req.spec.process
     phase = hooks.hooks_of(req.spec, "start_container")
     if phase:
+        log.debug("run startContainer hooks in the container")
         state = req.hook_state("created", os.getpid())
         hooks.run_hooks("start_container", phase, state, cwd="/")
     if slave is not None:
         console.make_controlling_terminal(slave)
+    log.debug(
+        f"close every descriptor but stdio and {req.preserve_fds} preserved; "
+        f"exec {req.executable}"
+    )
     keep_descriptors(req.preserve_fds)
-    log.debug(f"exec {req.executable}")
     env = process_env(process)
     args = list(process.args)
     if process.no_new_privileges:
