@@ -1,0 +1,120 @@
+"""The commands that need no container: ``--version``, ``spec``, ``features``.
+
+Run as engines run them: the installed entry point, also with an empty
+environment (podman calls the runtime without PATH).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def test_version_has_runcs_shape_with_our_name(runtime):
+    for flag in ("--version", "-v", "-version"):
+        result = runtime.ok(flag)
+        lines = result.stdout.splitlines()
+        assert re.fullmatch(r"pyruntime version \d+\.\d+\.\d+", lines[0]), lines
+        assert lines[1].startswith("commit: ")
+        assert lines[2] == "spec: 1.2.0"
+
+
+def test_entry_point_works_with_an_empty_environment(runtime):
+    result = subprocess.run(
+        [*runtime.command, "--version"], env={}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("pyruntime version ")
+    empty_xdg = subprocess.run(
+        [*runtime.command, "--root", str(runtime.root), "list", "-q"],
+        env={"XDG_RUNTIME_DIR": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert empty_xdg.returncode == 0, empty_xdg.stderr
+
+
+def test_spec_writes_a_config_that_runs(runtime, tmp_path, rootfs_template):
+    import shutil
+
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    runtime.ok("spec", "--bundle", str(bundle))
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["ociVersion"]
+    assert config["process"]["args"] == ["sh"]
+    assert config["root"] == {"path": "rootfs", "readonly": True}
+    assert {ns["type"] for ns in config["linux"]["namespaces"]} >= {
+        "pid",
+        "network",
+        "ipc",
+        "uts",
+        "mount",
+    }
+    # As runc: an existing config.json is never overwritten.
+    again = runtime("spec", "--bundle", str(bundle))
+    assert again.returncode == 1
+    assert "File config.json exists. Remove it first" in again.stderr
+    # The default config runs the busybox rootfs once terminal is off.
+    shutil.copytree(rootfs_template, bundle / "rootfs", symlinks=True)
+    config["process"].update(terminal=False, args=["true"])
+    (bundle / "config.json").write_text(json.dumps(config))
+    runtime.ok("run", "--bundle", str(bundle), runtime.new_id())
+
+
+def test_spec_rootless_maps_the_caller(runtime, tmp_path):
+    runtime.ok("spec", "--rootless", "--bundle", str(tmp_path))
+    config = json.loads((tmp_path / "config.json").read_text())
+    types = {ns["type"] for ns in config["linux"]["namespaces"]}
+    assert "user" in types
+    assert "network" not in types
+    assert config["linux"]["uidMappings"][0]["containerID"] == 0
+    assert config["linux"]["uidMappings"][0]["size"] == 1
+
+
+def test_features_lists_what_works(runtime):
+    result = runtime.ok("features")
+    doc = json.loads(result.stdout)
+    assert doc["ociVersionMin"] == "1.0.0"
+    assert doc["ociVersionMax"] == "1.2.0"
+    assert doc["hooks"] == [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ]
+    linux = doc["linux"]
+    assert set(linux["namespaces"]) == {
+        "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+    }  # fmt: skip
+    assert "CAP_SYS_ADMIN" in linux["capabilities"]
+    seccomp = linux["seccomp"]
+    assert seccomp["enabled"] is True
+    assert set(seccomp["actions"]) >= {
+        "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_NOTIFY", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE",
+    }  # fmt: skip
+    assert "SCMP_CMP_MASKED_EQ" in seccomp["operators"]
+    assert "SCMP_ARCH_X86_64" in seccomp["archs"]
+    assert set(seccomp["supportedFlags"]) <= set(seccomp["knownFlags"])
+    # Not there: never claimed.
+    assert linux["apparmor"] == {"enabled": False}
+    assert linux["selinux"] == {"enabled": False}
+    assert linux["cgroup"]["systemd"] is False
+    assert linux["mountExtensions"]["idmap"]["enabled"] is False
+    assert {"rbind", "ro", "nosuid", "rro"} <= set(doc["mountOptions"])
+    # runc prints it with a 4-space indent.
+    assert result.stdout.startswith('{\n    "ociVersionMin"')
+
+
+def test_no_new_keyring_and_no_pivot_are_accepted(runtime, bundle):
+    for flag in ("--no-new-keyring", "--no-pivot"):
+        result = runtime("run", "--bundle", str(bundle.path), flag, runtime.new_id())
+        assert result.returncode == 0, (flag, result.stderr)
