@@ -393,8 +393,13 @@ def test_cgroups_hybrid_hugetlb_in_unified(manager):
 
 @pytest.mark.skipif(MODE != "hybrid", reason=f"needs a hybrid host (this is {MODE})")
 def test_cgroups_hybrid_unified_key_for_v1_controller_refused(manager):
-    with pytest.raises(UnsupportedError, match=r"`memory\.high` does not exist"):
+    with pytest.raises(UnsupportedError) as err:
         manager.apply({"unified": {"memory.high": "1000000"}})
+    assert str(err.value) == (
+        "cannot apply linux.resources.unified.memory.high: `memory.high` does not "
+        "exist on this host (controller `memory` is bound to a cgroup v1 "
+        "hierarchy on this host, not to the cgroup v2 one)"
+    )
 
 
 # ------------------------------------------------------------------- pure v2
@@ -438,6 +443,8 @@ def test_cgroups_v2_unlimited_and_unified(manager):
     assert read(f"{unified}/pids.max") == "max"
     manager.apply({"unified": {"memory.high": "33554432"}})
     assert read(f"{unified}/memory.high") == "33554432"
+    with pytest.raises(UnsupportedError, match="hierarchy has no `nosuch` controller"):
+        manager.apply({"unified": {"nosuch.knob": "1"}})
 
 
 @pytest.mark.cgroup_v2

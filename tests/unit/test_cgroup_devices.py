@@ -69,6 +69,20 @@ def test_rule_of_fills_wildcards_and_orders_access():
     ) == Rule(True, "c", 1, 3, "rw")
 
 
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"allow": False, "type": "q"}, r"devices\[1\]\.type: `q` is not one of"),
+        ({"allow": True, "access": "rx"}, r"devices\[1\]\.access: `rx` is not"),
+    ],
+)
+def test_effective_rules_refuse_unknown_type_or_access(entry, message):
+    from pyruntime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        devices.effective_rules([{"allow": False}, entry])
+
+
 def test_effective_rules_append_defaults_and_nodes():
     nodes = [
         {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},

@@ -282,6 +282,26 @@ def test_plan_v1_memory_limit_may_be_retried_after_swap():
     assert find(plan, "memory.limit_in_bytes").retry_later
 
 
+@pytest.mark.parametrize(
+    ("memory", "message"),
+    [
+        ({"swap": 1000}, "cannot set a swap limit without a memory limit"),
+        ({"limit": -1, "swap": 1000}, "without a memory limit"),
+        ({"limit": 2000, "swap": 1000}, r"memory\+swap \(1000\) is below"),
+    ],
+)
+@pytest.mark.parametrize("plan", [writes.plan_v1, writes.plan_v2])
+def test_plans_refuse_impossible_swap_alike(plan, memory, message):
+    # v1's kernel would only say EINVAL: both layouts refuse it up front.
+    with pytest.raises(ConfigError, match=message):
+        plan({"memory": memory})
+
+
+def test_plan_v1_swap_unlimited_with_a_limit_is_fine():
+    plan = writes.plan_v1({"memory": {"limit": 10, "swap": -1}})
+    assert find(plan, "memory.memsw.limit_in_bytes").value == "-1"
+
+
 def test_plan_v1_swappiness_out_of_range():
     with pytest.raises(ConfigError, match="swappiness"):
         writes.plan_v1({"memory": {"swappiness": 101}})

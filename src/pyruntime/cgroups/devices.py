@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pyruntime.errors import ConfigError
+
 #: Wildcard major or minor number.
 ANY = -1
 
@@ -73,15 +75,26 @@ def _number(value: Any) -> int:
     return ANY if value is None else int(value)
 
 
-def rule_of(entry: dict[str, Any]) -> Rule:
-    """Normalise one OCI device rule (missing fields mean "any")."""
-    access = "".join(ch for ch in "rwm" if ch in (entry.get("access") or "rwm"))
+def rule_of(entry: dict[str, Any], where: str = "linux.resources.devices") -> Rule:
+    """Normalise one OCI device rule (missing fields mean "any").
+
+    A type other than ``a``, ``b`` or ``c``, or an access letter other than
+    ``r``, ``w`` and ``m``, is refused (ConfigError naming ``where``): v1's
+    kernel would refuse the line, and the v2 filter would read the rule as
+    something else.
+    """
+    kind = entry.get("type") or "a"
+    if kind not in ("a", "b", "c"):
+        raise ConfigError([f"{where}.type: `{kind}` is not one of a, b, c"])
+    given = entry.get("access") or "rwm"
+    if not set(given) <= set("rwm"):
+        raise ConfigError([f"{where}.access: `{given}` is not made of r, w and m"])
     return Rule(
         allow=bool(entry.get("allow")),
-        kind=entry.get("type") or "a",
+        kind=kind,
         major=_number(entry.get("major")),
         minor=_number(entry.get("minor")),
-        access=access,
+        access="".join(ch for ch in "rwm" if ch in given),
     )
 
 
@@ -108,7 +121,10 @@ def effective_rules(
     if not rules:
         return []
     return [
-        *(rule_of(entry) for entry in rules),
+        *(
+            rule_of(entry, f"linux.resources.devices[{index}]")
+            for index, entry in enumerate(rules)
+        ),
         *DEFAULT_ALLOWED,
         *node_rules(linux_devices),
     ]

@@ -214,7 +214,16 @@ class Manager:
         if w.optional:
             return None
         if w.hierarchy == UNIFIED:
-            reason = v2.missing_reason(directory, w.controller, w.filename)
+            mounts = self._mounts
+            if mounts is None:
+                mounts = host.mounted_hierarchies()
+            reason = v2.missing_reason(
+                directory,
+                w.controller,
+                w.filename,
+                root=mounts.get(UNIFIED),
+                v1_names=frozenset(k for k in self._dirs if k != UNIFIED),
+            )
         else:
             reason = v1.missing_reason(w.filename)
         raise self._unsupported(w, reason)

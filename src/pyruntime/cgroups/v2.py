@@ -65,9 +65,28 @@ def controllers_of(directory: str) -> list[str]:
     return (read_optional(f"{directory}/cgroup.controllers") or "").split()
 
 
-def missing_reason(directory: str, controller: str, filename: str) -> str:
-    """Explain why a v2 cgroup file does not exist."""
+def missing_reason(
+    directory: str,
+    controller: str,
+    filename: str,
+    root: str | None = None,
+    v1_names: frozenset[str] = frozenset(),
+) -> str:
+    """Explain why a v2 cgroup file does not exist.
+
+    ``root`` is the hierarchy's mount point and ``v1_names`` the controllers
+    bound to cgroup v1 hierarchies (hybrid hosts): they tell a controller
+    this hierarchy lacks altogether from one that is only not enabled.
+    """
     if controller != "cgroup" and controller not in controllers_of(directory):
+        offered = controllers_of(root) if root is not None else [controller]
+        if controller in v1_names:
+            return (
+                f"controller `{controller}` is bound to a cgroup v1 hierarchy on "
+                "this host, not to the cgroup v2 one"
+            )
+        if controller not in offered:
+            return f"the cgroup v2 hierarchy has no `{controller}` controller"
         return (
             f"controller `{controller}` is not enabled for this cgroup "
             "(not in its parent's cgroup.subtree_control)"

@@ -111,16 +111,14 @@ def blkio_weight_to_io_weight(weight: int) -> int:
     return 1 + ((weight - 10) * 9999) // 990
 
 
-def swap_to_v2(swap: int | None, limit: int | None) -> int | None:
-    """Return v2 ``memory.swap.max`` for OCI memory+swap ``swap`` (None: unset).
+def check_swap(swap: int | None, limit: int | None) -> None:
+    """Refuse a memory+swap limit that cannot go with ``limit`` (v1 and v2).
 
-    ``-1`` means unlimited. A limit of -1 with no swap given means both
-    unlimited, as on v1.
+    memory+swap is at least the memory limit, and needs one: v1's kernel
+    would answer EINVAL, v2 has nothing to subtract it from.
     """
-    if limit == -1 and not _set(swap):
-        return -1
     if not _set(swap) or swap == -1:
-        return swap if swap == -1 else None
+        return
     if not _set(limit) or limit == -1:
         raise ConfigError(
             [f"{FIELD}.memory.swap: cannot set a swap limit without a memory limit"]
@@ -132,6 +130,19 @@ def swap_to_v2(swap: int | None, limit: int | None) -> int | None:
                 f"({limit})"
             ]
         )
+
+
+def swap_to_v2(swap: int | None, limit: int | None) -> int | None:
+    """Return v2 ``memory.swap.max`` for OCI memory+swap ``swap`` (None: unset).
+
+    ``-1`` means unlimited. A limit of -1 with no swap given means both
+    unlimited, as on v1.
+    """
+    if limit == -1 and not _set(swap):
+        return -1
+    if not _set(swap) or swap == -1:
+        return swap if swap == -1 else None
+    check_swap(swap, limit)
     return swap - limit
 
 
@@ -203,6 +214,7 @@ def _add_v1_devices(b: _Builder, rules: list[dict[str, Any]]) -> None:
 
 def _add_v1_memory(b: _Builder, mem: dict[str, Any]) -> None:
     limit, swap = mem.get("limit"), mem.get("swap")
+    check_swap(swap, limit)
     if _set(limit):
         # Raising the limit above the current memsw limit fails with EINVAL
         # until memsw is raised: retry it after the swap write.
