@@ -471,3 +471,4 @@ COMMANDS = [
     not_yet("checkpoint", 5, "Checkpoint a container (needs CRIU)"),
     not_yet("restore", 5, "Restore a container from a checkpoint"),
 ]
+COMMANDS += __import__("pyruntime.cli.inspect", fromlist=["COMMANDS"]).COMMANDS
