@@ -89,8 +89,10 @@ def plan_security(spec):
     fails ``create`` before a single process exists.
     """
     from pyruntime.security import capabilities as caps
-    from pyruntime.security import seccomp
+    from pyruntime.security import process_attrs, seccomp
 
+    # LSM labels without their LSM, rlimits above what may be raised.
+    process_attrs.check_host_support(spec)
     cap_plan = caps.plan_capabilities(spec.process.capabilities)
     caps.check_host_capabilities(cap_plan)
     if cap_plan is not None:

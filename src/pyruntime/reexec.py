@@ -33,8 +33,8 @@ import sys
 #: The commands whose processes enter a container's namespaces.
 ENTERING_COMMANDS = frozenset({"create", "run", "exec"})
 MEMFD_NAME = "pyruntime"
-_SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | (
-    fcntl.F_SEAL_WRITE
+_SEALS = (
+    fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | (fcntl.F_SEAL_WRITE)
 )
 
 

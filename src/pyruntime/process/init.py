@@ -48,9 +48,7 @@ def run_intermediate(req, chan: Channel) -> None:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != req.runtime_pid:
             os._exit(1)
-        process_attrs.check_host_support(req.spec)
         enter_cgroup(req)
-        process_attrs.apply_initial_cpu_affinity(req.spec.process)
         process_attrs.apply_io_priority(req.spec.process)
         set_oom_score_adj(req.spec.process)
         enter_namespaces(req, chan)
@@ -230,7 +228,6 @@ def set_up_container(req, chan: Channel) -> int | None:
     apply_rlimits(spec.process.rlimits)
     process_attrs.apply_personality(linux)
     process_attrs.apply_memory_policy(linux)
-    process_attrs.apply_final_cpu_affinity(spec.process)
     process_attrs.apply_scheduler(spec.process)
     lsm.apply_exec_labels(spec.process)
     set_no_new_privileges(spec.process.no_new_privileges)

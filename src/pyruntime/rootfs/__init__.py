@@ -75,12 +75,11 @@ def prepare_rootfs(
 ) -> None:
     """Set up the rootfs before pivot_root: mounts, devices, /dev symlinks.
 
-    ``mount_label`` is accepted for the spec's ``linux.mountLabel`` and not
-    applied (no LSM is active; TODO(#3)). ``cgroup_paths`` maps a cgroup
+    ``mount_label`` (``linux.mountLabel``) becomes the ``context=`` option of
+    every new file system that takes one. ``cgroup_paths`` maps a cgroup
     hierarchy directory name to the container's host cgroup directory, for
     ``cgroup`` mounts (see :mod:`.cgroupfs`).
     """
-    del mount_label  # TODO(#3): pass the SELinux context to tmpfs/devpts/mqueue.
     if not rootfs_path.startswith("/"):
         raise SetupError(f"rootfs `{rootfs_path}` is not an absolute path")
     make_root_unshared(propagation)
@@ -91,7 +90,7 @@ def prepare_rootfs(
     except OSError as err:
         raise SetupError(f"open rootfs `{rootfs_path}`: {describe_errno(err)}") from err
     try:
-        context = MountContext(root, in_userns, bundle, cgroup_paths)
+        context = MountContext(root, in_userns, bundle, cgroup_paths, mount_label)
         mount_all(context, mounts)
         if needs_dev_setup(mounts):
             create_devices(root, devices or (), in_userns)

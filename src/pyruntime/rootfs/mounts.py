@@ -24,6 +24,7 @@ from pyruntime.rootfs import cgroupfs, copyup
 from pyruntime.rootfs.binds import bind_onto, describe_errno
 from pyruntime.rootfs.options import MountOptions, parse_mount_options
 from pyruntime.rootfs.paths import RootHandle
+from pyruntime.security.lsm import label_mount_data
 
 # Bind mounts over these files of /proc are allowed (lxcfs emulates them);
 # anything else below /proc could hide or redirect the kernel's knobs.
@@ -56,6 +57,8 @@ class MountContext:
     in_userns: bool
     bundle: str
     cgroup_paths: dict[str, str] | None = None
+    #: ``linux.mountLabel``: the SELinux context of new file systems.
+    mount_label: str | None = None
 
 
 def mount_all(context: MountContext, mounts: Any) -> None:
@@ -175,8 +178,9 @@ def mount_filesystem(
         return
     target = context.root.target(fd, resolved)
     source = mount.source or mount.type
+    data = label_mount_data(mount.type, options.data or "", context.mount_label)
     try:
-        syscalls.mount(source, target, mount.type, options.flags, options.data or None)
+        syscalls.mount(source, target, mount.type, options.flags, data or None)
     except PermissionError:
         host_path = _USERNS_BIND_FALLBACK.get(mount.type or "")
         if not (context.in_userns and host_path and os.path.isdir(host_path)):
