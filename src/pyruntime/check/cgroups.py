@@ -100,7 +100,7 @@ def check_write(ctx: Context, write, dirs: dict, mounts: dict) -> None:
         return
     mountpoint = mounts.get(write.hierarchy, os.path.dirname(directory))
     probe = nearest_existing(directory, mountpoint)
-    found = find_file(write, probe, probe == mountpoint)
+    found = find_file(write, probe, mountpoint)
     if found is None:
         if not write.optional:
             report_missing_file(ctx, write, probe, dirs)
@@ -158,15 +158,20 @@ def nearest_existing(directory: str, mountpoint: str) -> str:
     return directory
 
 
-def find_file(write, probe: str, at_root: bool) -> tuple[str, str] | None:
-    """``(filename, value)`` of the write as it would be made, or None."""
+def find_file(write, probe: str, mountpoint: str) -> tuple[str, str] | None:
+    """``(filename, value)`` of the write as it would be made, or None.
+
+    ``probe`` is the nearest existing ancestor of the container's cgroup;
+    ``mountpoint`` the hierarchy's root.
+    """
     for name, value in ((write.filename, write.value), *write.alternatives):
         if os.path.exists(os.path.join(probe, name)):
             return name, value
+    at_root = probe == mountpoint
     if not at_root and not (write.hierarchy == UNIFIED and not_enabled(write, probe)):
         return None
     for name, value in ((write.filename, write.value), *write.alternatives):
-        if exists_below_root(write, name, probe):
+        if exists_below_root(write, name, mountpoint):
             return name, value
     return None
 
@@ -182,24 +187,18 @@ def not_enabled(write, probe: str) -> bool:
 
 def exists_below_root(write, name: str, root: str) -> bool:
     """Whether a file missing from a root cgroup exists in the ones below it."""
+    from pyruntime.cgroups.v2 import controllers_of
+
     if write.hierarchy != UNIFIED:
         if name not in V1_NOT_ON_ROOT:
             return False
         marker = V1_NOT_ON_ROOT[name]
         return marker is None or os.path.exists(os.path.join(root, marker))
-    if write.controller != "cgroup" and write.controller not in v2_available(root):
+    if write.controller != "cgroup" and write.controller not in controllers_of(root):
         return False
     if write.controller == "hugetlb":
         return hugepage_size_known(name)
     return True
-
-
-def v2_available(probe: str) -> list[str]:
-    """Controllers the cgroup2 root offers (read from the hierarchy's root)."""
-    from pyruntime.cgroups.v2 import controllers_of
-
-    mounts = plans.mounted_hierarchies()
-    return controllers_of(mounts.get(UNIFIED, probe))
 
 
 def hugepage_size_known(filename: str) -> bool:

@@ -293,10 +293,13 @@ def plan_capabilities(ctx: Context) -> None:
 
 def plan_seccomp(ctx: Context) -> None:
     """``linux.seccomp`` checked and flattened, as init will load it."""
+    seccomp = dig(ctx.linux, "seccomp")
+    if seccomp is None:
+        return  # and the module (with its socket import) is not loaded
     from pyruntime.security.seccomp import plan_seccomp as plan
 
     try:
-        ctx.seccomp = plan(dig(ctx.linux, "seccomp"))
+        ctx.seccomp = plan(seccomp)
     except ConfigError as err:
         report_problems(ctx, err.problems, "seccomp")
 
