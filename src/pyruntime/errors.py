@@ -14,7 +14,9 @@
     ├── HookError                  an OCI hook failed or ran past its timeout
     ├── SetupError                 a step of creating the container failed
     │                              (raised in the child, replayed in the parent)
-    └── UnsupportedError           the host or pyruntime lacks a feature
+    ├── UnsupportedError           the host or pyruntime lacks a feature
+    └── ExecFailedError            ``exec`` could not start its process (exit 255,
+                                   runc's ``exec failed:`` prefix)
 
 Below the CLI nothing is logged on failure: errors are raised with context and
 the CLI boundary logs each one exactly once.
@@ -90,6 +92,15 @@ class SetupError(RuntimeError_):
 
 class UnsupportedError(RuntimeError_):
     """The host kernel or pyruntime does not offer a requested feature."""
+
+
+class ExecFailedError(RuntimeError_):
+    """``exec`` failed before its process ran: runc exits 255 and says so."""
+
+    exit_code = 255
+
+    def __init__(self, cause: RuntimeError_) -> None:
+        super().__init__(f"exec failed: {cause}")
 
 
 def describe_oserror(err: OSError) -> str:

@@ -434,6 +434,63 @@ def update(ctx, args, resources, l3_cache_schema, mem_bw_schema, **flags):
     )
 
 
+# ------------------------------------------------------------------- exec
+
+
+def exec_flags(func):
+    """The flags of ``exec``, as runc spells them (repeatable ones accumulate)."""
+    decorators = [
+        click.option(
+            "--console-socket", default=None, help="AF_UNIX socket for the pty"
+        ),
+        click.option("--cwd", default=None, help="working directory in the container"),
+        click.option("-e", "--env", multiple=True, help="add KEY=VALUE (repeatable)"),
+        click.option("-t", "--tty", is_flag=True, help="allocate a pseudo-terminal"),
+        click.option("-u", "--user", default=None, help="UID[:GID]"),
+        click.option(
+            "-g", "--additional-gids", multiple=True, type=int, help="extra group"
+        ),
+        click.option("-p", "--process", "process_file", help="path to process.json"),
+        click.option("-d", "--detach", is_flag=True, help="do not wait for it"),
+        click.option("--pid-file", default=None, help="write the process's pid here"),
+        click.option("--process-label", default=None, help="SELinux label"),
+        click.option("--apparmor", default=None, help="AppArmor profile"),
+        click.option("--no-new-privs", is_flag=True, help="set no_new_privs"),
+        click.option("-c", "--cap", "caps", multiple=True, help="add a capability"),
+        click.option("--preserve-fds", default=0, type=int, help="fds to pass on"),
+        click.option("--cgroup", "cgroups", multiple=True, help="[CTRL:]SUB-CGROUP"),
+        click.option("--ignore-paused", is_flag=True, help="exec while paused"),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@click.command(name="exec", context_settings={"allow_interspersed_args": False})
+@exec_flags
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx, args, pid_file, console_socket, **flags):
+    """Run a new process inside a container: ID COMMAND [ARG...] or -p FILE ID."""
+    from pyruntime import execution
+    from pyruntime.errors import ExecFailedError, RuntimeError_
+
+    require_args(ctx, args, 1, at_least=True)
+    command = args[1:]
+    if command[:1] == ("--",):
+        command = command[1:]
+    opts = execution.ExecOptions(
+        args=command,
+        pid_file=os.path.abspath(pid_file) if pid_file else None,
+        console_socket=os.path.abspath(console_socket) if console_socket else None,
+        **flags,
+    )
+    try:
+        return execution.exec_process(ctx.obj.root, args[0], opts)
+    except RuntimeError_ as err:
+        raise ExecFailedError(err) from err
+
+
 def not_yet(name: str, issue: int, summary: str) -> click.Command:
     """A runc command pyruntime does not have yet: a clear error, not a no-op."""
 
@@ -462,7 +519,7 @@ COMMANDS = [
     list_,
     spec,
     features,
-    not_yet("exec", 5, "Run a new process inside a container"),
+    exec_,
     ps,
     events,
     pause,

@@ -1,0 +1,581 @@
+"""``exec``: run a new process in an existing container (the runtime's side).
+
+The steps, in order:
+
+1. read the container's state without its lock (an exec that runs for hours
+   must not hold up ``kill``, ``delete``, or the ``resume`` that a paused
+   container waits for) and refuse a stopped container, and a paused one
+   unless ``--ignore-paused``, with runc's words;
+2. build the process: the ``--process`` file, or the container's own
+   ``process`` (from the config saved at create time) with the flags merged
+   on top, as runc does; the file is decoded and checked like config.json,
+   so a mistake names its JSON path;
+3. check the terminal flags and the preserved descriptors, resolve
+   ``--cgroup``, plan the capabilities and compile the container's seccomp
+   filter, all before any process exists;
+4. fork the tenant (:mod:`pyruntime.process.tenant`), which joins the
+   container and execs the program;
+5. write the pid file; with ``--detach`` return 0, otherwise wait for the
+   program (relaying signals, and the terminal when there is one) and return
+   its exit status, 128+N when signal N killed it.
+
+What the process JSON leaves out comes from the container, as the container's
+init had it: ``env``, ``capabilities``, ``rlimits`` and ``noNewPrivileges``;
+the seccomp filter, the cgroup and the namespaces are always the container's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+from pyruntime import hooks, log
+from pyruntime.errors import (
+    ConfigError,
+    SetupError,
+    StateError,
+    UnsupportedError,
+    UsageError,
+)
+from pyruntime.state import status as st
+from pyruntime.state.store import ContainerState, open_container, validate_id
+
+_SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
+
+
+@dataclass
+class ExecOptions:
+    """The flags of ``exec``."""
+
+    args: tuple[str, ...] = ()
+    process_file: str | None = None
+    cwd: str | None = None
+    env: tuple[str, ...] = ()
+    user: str | None = None
+    additional_gids: tuple[int, ...] = ()
+    caps: tuple[str, ...] = ()
+    no_new_privs: bool = False
+    apparmor: str | None = None
+    process_label: str | None = None
+    tty: bool = False
+    console_socket: str | None = None
+    detach: bool = False
+    pid_file: str | None = None
+    preserve_fds: int = 0
+    cgroups: tuple[str, ...] = ()
+    ignore_paused: bool = False
+
+
+def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
+    """Run a process in a container; its exit status (0 when detached)."""
+    from pyruntime.container import check_preserved_fds
+
+    validate_id(container_id)
+    state = load_running(root, container_id, opts.ignore_paused)
+    if opts.process_file is None and not opts.args:
+        raise UsageError("process args cannot be empty")
+    spec = saved_spec(state)
+    process = build_process(spec.process, opts)
+    cgroup_paths = exec_cgroup_paths(state.cgroup_paths, opts.cgroups)
+    check_terminal(process, opts)
+    check_preserved_fds(opts.preserve_fds)
+    req = plan_request(state, spec, process, cgroup_paths, opts)
+    return launch(req, opts)
+
+
+# ------------------------------------------------------------------ status
+
+
+def load_running(root: str, container_id: str, ignore_paused: bool):
+    """The saved state of a container exec may enter (runc's refusals)."""
+    with open_container(root, container_id, lock=False) as cdir:
+        state = cdir.load()
+        status = st.current_status(cdir, state)
+    if status == st.STOPPED:
+        raise StateError("cannot exec in a stopped container")
+    if status == st.PAUSED and not ignore_paused:
+        raise StateError(
+            "cannot exec in a paused container (use --ignore-paused to override)"
+        )
+    if status == st.CREATING:
+        raise StateError("cannot exec in a container that is still being created")
+    return state
+
+
+def saved_spec(state: ContainerState):
+    """The config saved at create time, decoded again."""
+    from pyruntime.spec import decode_spec
+
+    return decode_spec(json.dumps(state.config), "saved config")
+
+
+# ----------------------------------------------------------------- process
+
+
+def build_process(container_process, opts: ExecOptions):
+    """The process to run: the file's, or the container's merged with flags."""
+    if opts.process_file is not None:
+        process = read_process_file(opts.process_file)
+        process = inherit_from_container(process, container_process)
+        source = f"process file `{opts.process_file}`"
+    else:
+        process = merge_flags(container_process, opts)
+        source = "exec process"
+    check_process(process, source)
+    return drop_inherited_labels(process, container_process)
+
+
+def read_process_file(path: str):
+    """Decode ``--process`` (a runtime-spec ``process`` object)."""
+    from pyruntime.spec.decode import decode_process
+
+    source = f"process file `{path}`"
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        raise ConfigError([f"read: {os.strerror(err.errno).lower()}"], source) from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"byte {err.start}: not valid UTF-8"], source) from None
+    return decode_process(text, source)
+
+
+def inherit_from_container(process, container):
+    """Fill what the process file leaves out from the container's process."""
+    from pyruntime.spec.model import User
+
+    changes = {}
+    if process.env is None:
+        changes["env"] = container.env
+    if process.capabilities is None:
+        changes["capabilities"] = container.capabilities
+    if not process.rlimits:
+        changes["rlimits"] = container.rlimits
+    if process.no_new_privileges is None:
+        changes["no_new_privileges"] = container.no_new_privileges
+    if process.apparmor_profile is None:
+        changes["apparmor_profile"] = container.apparmor_profile
+    if process.selinux_label is None:
+        changes["selinux_label"] = container.selinux_label
+    if process.user is None:
+        changes["user"] = User(uid=0, gid=0)
+    return dataclasses.replace(process, **changes)
+
+
+def merge_flags(container, opts: ExecOptions):
+    """The container's process with the command line's changes, as runc's."""
+    changes = {
+        "args": opts.args,
+        "env": (*(container.env or ()), *opts.env),
+        "terminal": opts.tty,
+        "user": merge_user(container.user, opts),
+        "capabilities": add_capabilities(container.capabilities, opts.caps),
+    }
+    if opts.cwd:
+        changes["cwd"] = opts.cwd
+    if opts.apparmor:
+        changes["apparmor_profile"] = opts.apparmor
+    if opts.process_label:
+        changes["selinux_label"] = opts.process_label
+    if opts.no_new_privs:
+        changes["no_new_privileges"] = True
+    return dataclasses.replace(container, **changes)
+
+
+def merge_user(user, opts: ExecOptions):
+    """``--user uid[:gid]`` and ``--additional-gids`` over the container's user."""
+    from pyruntime.spec.model import User
+
+    user = user or User(uid=0, gid=0)
+    if opts.user:
+        uid, gid = parse_user(opts.user)
+        user = dataclasses.replace(user, uid=uid, gid=user.gid if gid is None else gid)
+    for gid in opts.additional_gids:
+        if gid < 0:
+            raise UsageError(f"additional-gids must be a positive number {gid}")
+    if opts.additional_gids:
+        gids = (*(user.additional_gids or ()), *opts.additional_gids)
+        user = dataclasses.replace(user, additional_gids=gids)
+    return user
+
+
+def parse_user(text: str) -> tuple[int, int | None]:
+    """``uid`` or ``uid:gid``, both numbers (runc takes no names here)."""
+    uid_text, sep, gid_text = text.partition(":")
+    uid = parse_id(uid_text, "uid", text)
+    gid = parse_id(gid_text, "gid", text) if sep else None
+    return uid, gid
+
+
+def parse_id(text: str, kind: str, flag: str) -> int:
+    """One numeric id of ``--user``."""
+    if not text.isdigit() or int(text) >= 2**32:
+        raise UsageError(f'--user "{flag}": {kind} "{text}" is not a number')
+    return int(text)
+
+
+def add_capabilities(capabilities, names: tuple[str, ...]):
+    """``--cap``: add to bounding, effective, permitted (and ambient, as runc).
+
+    Ambient gets them only when the container lists inheritable capabilities
+    (without inheritable ones they could not become ambient). A container
+    without a ``capabilities`` object keeps all of root's: nothing to add.
+    """
+    from pyruntime.security.capabilities import capability_number
+
+    for name in names:
+        if capability_number(name) is None:
+            raise UsageError(f'--cap "{name}": unknown capability')
+    if capabilities is None or not names:
+        return capabilities
+    added = tuple(name.upper() for name in names)
+    changes = {
+        set_name: (*(getattr(capabilities, set_name) or ()), *added)
+        for set_name in ("bounding", "effective", "permitted")
+    }
+    if capabilities.inheritable is not None:
+        changes["ambient"] = (*(capabilities.ambient or ()), *added)
+    return dataclasses.replace(capabilities, **changes)
+
+
+def check_process(process, source: str) -> None:
+    """The rules config.json's process obeys, with paths relative to it."""
+    from pyruntime.spec import model
+    from pyruntime.spec import validate as rules
+
+    spec = model.Spec(oci_version="1.0.0", process=process)
+    checks = (
+        rules.check_process_args,
+        rules.check_process_cwd,
+        rules.check_rlimits,
+        rules.check_oom_score_adj,
+        rules.check_console_size,
+    )
+    problems = [problem for check in checks for problem in check(spec)]
+    if problems:
+        raise ConfigError([p.removeprefix("process.") for p in problems], source)
+
+
+def drop_inherited_labels(process, container):
+    """Refuse a new SELinux label; keep only an AppArmor profile asked for here.
+
+    init does not apply ``apparmorProfile`` or ``selinuxLabel`` (pyruntime
+    has no LSM support yet), so the exec'd process inherits the same
+    confinement as init: none. A profile or label given to exec itself is
+    applied (AppArmor), or refused with a clear error.
+    """
+    label = process.selinux_label
+    if label and label != container.selinux_label:
+        if not os.path.exists(_SELINUX_ENFORCE):
+            raise UnsupportedError(
+                "selinux label is specified in config, but selinux is disabled "
+                "or not supported"
+            )
+        raise UnsupportedError(f'selinux label "{label}": pyruntime cannot set it')
+    profile = process.apparmor_profile
+    if profile == container.apparmor_profile:
+        profile = None
+    return dataclasses.replace(process, apparmor_profile=profile, selinux_label=None)
+
+
+def check_terminal(process, opts: ExecOptions) -> None:
+    """The console socket goes with a terminal and ``--detach`` (runc's rule)."""
+    if opts.detach and process.terminal and not opts.console_socket:
+        raise UsageError(
+            "cannot allocate tty if runc will detach without setting console socket"
+        )
+    if opts.console_socket and not (opts.detach and process.terminal):
+        raise UsageError(
+            "cannot use console socket if runc will not detach or allocate tty"
+        )
+
+
+# ------------------------------------------------------------------ cgroup
+
+
+def exec_cgroup_paths(saved: dict, flags: tuple[str, ...]) -> dict:
+    """The container's cgroup directories, moved down by ``--cgroup``."""
+    if not flags:
+        return dict(saved)
+    paths = dict(saved)
+    subpaths = parse_cgroup_flags(flags)
+    if "" in subpaths:
+        arg, sub = subpaths[""]
+        paths = {key: below(base, sub, arg) for key, base in saved.items()}
+    for controller, (arg, sub) in subpaths.items():
+        if controller:
+            move_controller(paths, saved, controller, sub, arg)
+    for directory in sorted(set(paths.values())):
+        if not os.path.isdir(directory):
+            raise SetupError(f"--cgroup: cgroup `{directory}` does not exist")
+    return paths
+
+
+def parse_cgroup_flags(flags: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """``[ctrl[,ctrl]:]path`` arguments as {controller or "": (arg, path)}."""
+    result: dict[str, tuple[str, str]] = {}
+    for arg in flags:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise UsageError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(flags) != 1:
+                raise UsageError(
+                    f"invalid --cgroup argument: {arg} (missing <controller>: prefix)"
+                )
+            result[""] = (arg, arg)
+            continue
+        for controller in parts[0].split(","):
+            if not controller:
+                raise UsageError(
+                    f"invalid --cgroup argument: {arg} (empty <controller> prefix)"
+                )
+            if controller in result:
+                raise UsageError(
+                    "invalid --cgroup argument(s): controller "
+                    f"{controller} specified multiple times"
+                )
+            result[controller] = (arg, parts[1])
+    return result
+
+
+def move_controller(paths: dict, saved: dict, controller: str, sub: str, arg):
+    """Point one controller (and those mounted with it) at a sub-cgroup."""
+    key = "systemd" if controller == "name=systemd" else controller
+    if key not in saved:
+        raise UsageError(
+            f"invalid --cgroup argument: {arg} (the container has no "
+            f"{controller} cgroup)"
+        )
+    base = saved[key]
+    for other, directory in saved.items():
+        if directory == base:
+            paths[other] = below(base, sub, arg)
+
+
+def below(base: str, sub: str, arg: str) -> str:
+    """``sub`` inside ``base``; a path that climbs out of it is refused."""
+    joined = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+    if joined != base and not joined.startswith(base + "/"):
+        raise UsageError(
+            f"invalid --cgroup argument: {arg} (outside the container's cgroup)"
+        )
+    return joined
+
+
+# ------------------------------------------------------------ the children
+
+
+def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
+    """Plan security and build the tenant's request (nothing forked yet)."""
+    from pyruntime.process.tenant import TenantRequest
+    from pyruntime.security import capabilities as caps
+    from pyruntime.security import seccomp
+
+    cap_plan = caps.plan_capabilities(process.capabilities)
+    caps.check_host_capabilities(cap_plan)
+    if cap_plan is not None:
+        caps.load_backend()
+    filter_plan = seccomp.plan_seccomp(spec.linux.seccomp if spec.linux else None)
+    program = seccomp.compile_seccomp(filter_plan) if filter_plan else None
+    return TenantRequest(
+        container_id=state.id,
+        init_pid=state.pid,
+        init_start=state.pid_start,
+        process=process,
+        cgroup_paths=cgroup_paths,
+        preserve_fds=opts.preserve_fds,
+        capabilities=cap_plan,
+        seccomp=program,
+        seccomp_listener=filter_plan.listener_path if filter_plan else None,
+        seccomp_metadata=filter_plan.listener_metadata if filter_plan else None,
+        state_document=hooks.state_document(
+            state.oci_version,
+            state.id,
+            st.RUNNING,
+            state.pid,
+            state.bundle,
+            state.annotations,
+        ),
+    )
+
+
+def launch(req, opts: ExecOptions) -> int:
+    """Connect the sockets, fork, write the pid file, wait unless detached."""
+    from pyruntime.container import write_pid_file
+    from pyruntime.process.tenant import TenantLaunch
+
+    relay = connect_sockets(req, opts)
+    try:
+        pid = TenantLaunch(req).run()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+        log.debug(f"exec process {pid} started")
+        if opts.detach:
+            return 0
+        return wait_foreground(pid, relay)
+    finally:
+        if relay is not None:
+            relay.close()
+
+
+def connect_sockets(req, opts: ExecOptions):
+    """The seccomp agent and console connections, made while we see the host.
+
+    Returns the runtime's end of the terminal pair in the foreground with a
+    terminal (the runtime relays it), else None.
+    """
+    import socket
+
+    if req.seccomp is not None and req.seccomp.notify:
+        from pyruntime.security import seccomp
+
+        req.listener_fd = seccomp.connect_listener(req.seccomp_listener).detach()
+    if not req.process.terminal:
+        return None
+    if opts.console_socket:
+        from pyruntime.console import connect_console_socket
+
+        req.console_fd = connect_console_socket(opts.console_socket).detach()
+        return None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    req.console_fd = theirs.detach()
+    return ours
+
+
+def wait_foreground(pid: int, relay) -> int:
+    """Wait for the program, relaying signals (and the terminal); its status."""
+    import signal
+
+    from pyruntime.container import forward_signals, wait_init
+
+    handlers = forward_signals(pid)
+    try:
+        if relay is not None:
+            relay_terminal(relay, pid)
+        return wait_init(pid)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------- terminal
+
+
+def relay_terminal(relay, pid: int) -> None:
+    """Copy between our stdio and the program's pty until the program ends.
+
+    The pty master arrives on ``relay`` (sent by the exec process, as to a
+    console socket). Our terminal, if stdin is one, is put in raw mode and
+    its size copied to the pty, now and on every SIGWINCH.
+    """
+    import socket
+
+    _, fds, _, _ = socket.recv_fds(relay, 4096, 1)
+    if not fds:
+        raise SetupError("exec: the terminal was not received")
+    master = fds[0]
+    try:
+        with raw_mode(0), mirrored_size(0, master):
+            copy_terminal(master, pid)
+    finally:
+        os.close(master)
+
+
+@contextlib.contextmanager
+def raw_mode(fd: int):
+    """Put ``fd`` in raw mode while inside, when it is a terminal."""
+    import termios
+    import tty
+
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
+def mirrored_size(source: int, master: int):
+    """Give ``master`` the size of terminal ``source``, now and on SIGWINCH."""
+    import signal
+
+    if not os.isatty(source):
+        yield
+        return
+    copy_size(source, master)
+    previous = signal.signal(signal.SIGWINCH, lambda *_: copy_size(source, master))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
+
+
+def copy_size(source: int, master: int) -> None:
+    """Copy one terminal's window size to another."""
+    import fcntl
+    import termios
+
+    try:
+        size = fcntl.ioctl(source, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
+
+
+def copy_terminal(master: int, pid: int) -> None:
+    """stdin to the master, the master to stdout, until the program exits."""
+    import select
+
+    pidfd = os.pidfd_open(pid)
+    sources = [0, master, pidfd]
+    try:
+        while master in sources:
+            try:
+                ready, _, _ = select.select(sources, [], [])
+            except InterruptedError:
+                continue
+            if 0 in ready and not forward_bytes(0, master):
+                sources.remove(0)
+            if master in ready and not forward_bytes(master, 1):
+                sources.remove(master)
+            if pidfd in ready:
+                drain(master)
+                break
+    finally:
+        os.close(pidfd)
+
+
+def forward_bytes(source: int, target: int) -> bool:
+    """Copy one read's worth; False at end-of-file (or EIO from a pty)."""
+    try:
+        data = os.read(source, 65536)
+    except OSError:
+        return False
+    if not data:
+        return False
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(target, view) :]
+        except OSError:
+            return True  # nobody reads our output any more: keep draining
+    return True
+
+
+def drain(master: int) -> None:
+    """Copy what the pty still holds once the program has exited."""
+    import select
+
+    while select.select([master], [], [], 0)[0]:
+        if not forward_bytes(master, 1):
+            return
