@@ -44,6 +44,7 @@ RUN = {
     "additionalProperties": False,
     "properties": {
         "ok": {"type": "boolean"},
+        "id": STRING,
         "timeout": {"type": "number", "minimum": 0},
         "outcome": STRING,
         "exit_status": {"type": ["integer", "null"]},

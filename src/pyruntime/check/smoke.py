@@ -169,6 +169,7 @@ class Smoke:
     def run(self) -> None:
         """create, inspect, start, wait; always delete and clean up."""
         began = time.monotonic()
+        self.run_info["id"] = self.id
         set_subreaper(True)
         try:
             self.create_and_start()
