@@ -435,6 +435,22 @@ def test_cpu_limits_and_quota_or_period_alone(runtime, sleeper, tmp_path):
     }
 
 
+@pytest.mark.cgroup_v2
+def test_cpu_quota_throttles_a_busy_loop(runtime, bundle, tmp_path):
+    # 10% of one CPU: the kernel throttles the loop in most periods, and
+    # counts it in cpu.stat (same keys on v1 and v2) and in events --stats.
+    set_args(bundle, "sh", "-c", "while :; do :; done")
+    set_resources(bundle, cpu={"quota": 5000, "period": 50000})
+    cid, pid = launch(runtime, bundle, tmp_path)
+    stat = os.path.join(cgroup_dir(pid, "cpu"), "cpu.stat")
+    wait_for(
+        lambda: read_keyed(stat)["nr_throttled"] >= 2, timeout=60, what="throttling"
+    )
+    data = json.loads(runtime.ok("events", "--stats", cid).stdout)["data"]
+    assert data["cpu"]["throttling"]["throttledPeriods"] >= 2
+    runtime.ok("delete", "--force", cid)
+
+
 @needs_v1
 def test_update_from_a_file_and_cpuset(runtime, sleeper, tmp_path):
     cid, pid = launch(runtime, sleeper, tmp_path)
