@@ -301,42 +301,50 @@ class Smoke:
         )
 
     def verify_capabilities(self, status: dict) -> None:
+        """The five sets, exactly as planned (before execve changes them)."""
         from pyruntime.security.capabilities import set_to_mask
 
         plan = self.ctx.capabilities
         if plan is None:
             return
-        for key, numbers in (
+        sets = (
             ("CapBnd", plan.bounding),
             ("CapEff", plan.effective),
             ("CapPrm", plan.permitted),
             ("CapInh", plan.inheritable),
             ("CapAmb", plan.ambient),
-        ):
-            seen = status.get(key)
-            self.verified(f"capabilities {key}", f"{set_to_mask(numbers):016x}", seen)
+        )
+        expected = ", ".join(f"{key} {set_to_mask(n):x}" for key, n in sets)
+        values = [status.get(key) for key, _ in sets]
+        seen = None
+        if None not in values:
+            seen = ", ".join(
+                f"{key} {int(v, 16):x}"
+                for (key, _), v in zip(sets, values, strict=True)
+            )
+        self.verified("capabilities", expected, seen)
 
     def verify_no_new_privs(self, status: dict) -> None:
         expected = "1" if dig(self.ctx.process, "no_new_privileges") else "0"
         self.verified("no_new_privs", expected, status.get("NoNewPrivs"))
 
     def verify_namespaces(self) -> None:
+        """New, joined or the host's: each kind as the config says."""
         from pyruntime.namespaces import NAMESPACES
 
         wanted = {ns.type: ns.path for ns in self.ctx.namespaces()}
+        expected, seen = [], []
         for kind, (_, name) in NAMESPACES.items():
             mine, theirs = ns_inode("self", name), ns_inode(self.pid, name)
             if mine is None or theirs is None:
                 continue
-            if kind not in wanted:
-                expected, seen = "the host's", "the host's" if mine == theirs else "new"
-            elif wanted[kind]:
-                joined = path_inode(wanted[kind])
-                expected = f"joined {wanted[kind]}"
-                seen = expected if theirs == joined else "another one"
+            expected.append(f"{kind} {namespace_wanted(wanted, kind)}")
+            if wanted.get(kind):
+                same = theirs == path_inode(wanted[kind])
+                seen.append(f"{kind} {'joined' if same else 'not the one joined'}")
             else:
-                expected, seen = "new", "new" if mine != theirs else "the host's"
-            self.verified(f"{kind} namespace", expected, seen)
+                seen.append(f"{kind} {'host' if mine == theirs else 'new'}")
+        self.verified("namespaces", ", ".join(expected), ", ".join(seen))
 
     def verify_id_maps(self) -> None:
         from pyruntime.namespaces import format_id_map
@@ -419,6 +427,13 @@ class Smoke:
         detail = f"{done} covered, {absent} absent from the container"
         seen = expected if not missed else f"{', '.join(missed)} not covered"
         self.verified(what, expected, seen, detail)
+
+
+def namespace_wanted(wanted: dict, kind: str) -> str:
+    """``new``, ``joined`` or ``host``: what the config asks for one kind."""
+    if kind not in wanted:
+        return "host"
+    return "joined" if wanted[kind] else "new"
 
 
 # --- /proc readers ------------------------------------------------------------------
