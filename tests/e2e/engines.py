@@ -11,6 +11,7 @@ engines insist on are listed in ``HOST_DIRS`` and in docs/engines.md.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -46,9 +47,11 @@ MEMORY_HOG = "ulimit -v 262144; tail /dev/zero"
 #: Host directories the engines create whatever they are told; removed at the
 #: end of the session if the session created them and they are empty.
 HOST_DIRS = [
-    "/run/containerd/s",
-    "/run/containerd/fifo",
+    "/run/containerd/s",  # shim sockets: fixed in containerd 1.6
+    "/run/containerd/fifo",  # ctr's default fifo dir (the tests pass their own)
     "/run/containerd",
+    "/run/containers/networks",  # netavark's run dir, fixed for root in 4.3
+    "/run/containers",
     "/run/runc",
     "/run/pyruntime",
 ]
@@ -309,6 +312,7 @@ disabled_plugins = {json.dumps(disabled)}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 ["containerd", "--config", str(self.config)],
+                cwd=self.base,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -329,6 +333,7 @@ disabled_plugins = {json.dumps(disabled)}
         """``ctr`` against this containerd, in the test namespace by default."""
         argv = ["ctr", "--address", str(self.socket)]
         argv += ["--namespace", namespace or self.namespace, *args]
+        kw.setdefault("cwd", self.base)
         return run(argv, **kw)
 
     def runtime_flags(self, runtime_name: str) -> list[str]:
@@ -388,9 +393,27 @@ disabled_plugins = {json.dumps(disabled)}
         # socket. One still alive holds a container nobody removed.
         for pid in processes_mentioning(str(self.socket)):
             problems.append(f"shim {pid} still running: {cmdline(pid)}")
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+            self.kill_shim(pid)
         return problems
+
+    def kill_shim(self, pid: int) -> None:
+        """SIGKILL a shim of this containerd and remove the socket it leaves.
+
+        containerd 1.6 puts shim sockets in /run/containerd/s, named by the
+        sha256 of ``<containerd address>/<namespace>/<id>``; a shim removes
+        its own socket only when it shuts down normally.
+        """
+        argv = cmdline(pid).split()
+        options = dict(zip(argv[1::2], argv[2::2], strict=False))
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        if options.get("-address") != str(self.socket):
+            return
+        key = f"{self.socket}/{options.get('-namespace')}/{options.get('-id')}"
+        name = hashlib.sha256(key.encode()).hexdigest()
+        with contextlib.suppress(OSError, AssertionError):
+            wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5)
+            os.unlink(f"/run/containerd/s/{name}")
 
 
 def cmdline(pid: int) -> str:
@@ -465,6 +488,7 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{self.base / "events.log"}"
 tmp_dir = "{self.base / "tmp"}"
+image_copy_tmp_dir = "{self.base / "tmp"}"
 # Without this podman would not ask pyruntime for a JSON log (--log).
 runtime_supports_json = {json.dumps(sorted(RUNTIMES))}
 
@@ -479,6 +503,9 @@ network_config_dir = "{self.base / "networks"}"
     def __call__(self, runtime_name: str, *args, **kw) -> subprocess.CompletedProcess:
         argv = ["podman", "--runtime", RUNTIMES[runtime_name], *args]
         kw.setdefault("env", self.env)
+        # conmon 2.1.6 writes a file named "oom" into its working directory
+        # (podman's) when the container is OOM-killed: keep that one private.
+        kw.setdefault("cwd", self.base)
         return run(argv, **kw)
 
 
@@ -596,5 +623,4 @@ class CtrTest:
             # never stops that shim: stop it here.
             mark = f"-id\0{container_id}\0-address\0{self.daemon.socket}\0"
             for pid in processes_mentioning(mark):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+                self.daemon.kill_shim(pid)

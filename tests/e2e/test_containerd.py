@@ -101,8 +101,9 @@ def test_task_exec(ctr, request):
 
     script = "echo in $(cat /proc/1/comm); exit 7"
     exec_id = "e1"
-    result = ctr("task", "exec", "--exec-id", exec_id, container_id,
-                 "sh", "-c", script, check=False)  # fmt: skip
+    fifo_dir = str(ctr.daemon.fifo_dir)
+    result = ctr("task", "exec", "--fifo-dir", fifo_dir, "--exec-id", exec_id,
+                 container_id, "sh", "-c", script, check=False)  # fmt: skip
     assert result.returncode == 7, result.stderr
     assert result.stdout.strip() == "in sh"
 
