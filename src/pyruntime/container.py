@@ -257,8 +257,9 @@ def make_cgroup(cdir: ContainerDir, state, spec, opts):
     cdir.save(state)
     log.debug("create the cgroup and write its limits, before any process exists")
     manager.create()
-    resources = (spec.raw.get("linux") or {}).get("resources")
-    manager.apply(resources)
+    linux_raw = spec.raw.get("linux") or {}
+    # linux.devices nodes are allowed by the device rules, as in runc.
+    manager.apply(linux_raw.get("resources"), linux_devices=linux_raw.get("devices"))
     return manager
 
 

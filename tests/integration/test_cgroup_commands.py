@@ -724,12 +724,6 @@ def test_device_outside_the_allow_list_cannot_be_opened(
     assert allowed.stderr.count("No such device or address") == 2, allowed.stderr
 
 
-@pytest.mark.xfail(
-    reason="TODO(#4): container.make_cgroup does not pass linux.devices to "
-    "Manager.apply(linux_devices=...), so a restrictive device list denies "
-    "the configured nodes too",
-    strict=False,
-)
 def test_linux_devices_nodes_stay_usable_under_a_deny_all(runtime, bundle):
     # runc allows every linux.devices node whatever the rules say. 240:0 has
     # no driver: allowed reads as ENXIO, denied as EPERM.
