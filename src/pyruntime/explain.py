@@ -497,6 +497,11 @@ def plan_capabilities(plan: Plan, ctx: Context) -> None:
     for name in SETS:
         numbers = sorted(getattr(caps, name))
         lines.append(f"{name}: " + (", ".join(map(capability_name, numbers)) or "none"))
+    if caps.ignored_ambient:
+        lines.append(
+            "ambient, asked but not raised (not both permitted and "
+            "inheritable): " + ", ".join(caps.ignored_ambient)
+        )
     dropped = last_capability() + 1 - len(caps.bounding)
     plan.add(
         "create",
