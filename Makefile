@@ -10,6 +10,7 @@ PREFIX ?= /usr/local
 RUNTIME ?= pyruntime
 DEMO_BUNDLE ?= microservice
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 VMRUN ?=
 
 BUILD := .build
@@ -38,7 +39,7 @@ help:
 	@echo "make install   link $(PREFIX)/bin/pyruntime to the venv's entry point"
 	@echo "make rootfs    busybox rootfs in $(ROOTFS) and in each bundles/*/"
 	@echo "make lint      ruff check and ruff format --check"
-	@echo "make bench     benchmarks (not yet)"
+	@echo "make bench     pyruntime against runc (BENCH_ARGS=...); bench-smoke: quick"
 	@echo "make clean     remove built rootfs trees and stamps (keeps .venv)"
 
 # deps: everything needed to run pyruntime and its tests.
@@ -49,11 +50,17 @@ system-packages:
 	@scripts/install-system-packages.sh
 
 # venv: .venv with pyruntime installed editable, redone when pyproject changes.
-venv: $(STAMPS)/venv
+venv: $(STAMPS)/venv $(STAMPS)/entry-point
 
 $(STAMPS)/venv: pyproject.toml | system-packages $(STAMPS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# pip's entry script imports re before main(), milliseconds that every
+# command would pay; a lean one replaces it (see src/pyruntime/cli/entry.py).
+$(STAMPS)/entry-point: $(STAMPS)/venv src/pyruntime/cli/entry.py
+	$(VENV)/bin/python -m pyruntime.cli.entry $(VENV)/bin/pyruntime
 	touch $@
 
 # The stamp dir ignores itself, so the build tree never shows in git status.
@@ -131,9 +138,18 @@ lint: deps
 	for f in $(SH_SCRIPTS); do sh -n $$f || exit 1; done
 	for f in $(BASH_SCRIPTS); do bash -n $$f || exit 1; done
 
-# bench: TODO(#6): run the start-up benchmarks against runc with hyperfine.
-bench:
-	@echo "make bench: benchmarks come with issue 6 (performance)."
+# bench: pyruntime and runc on the same bundles, alternated, medians of
+# several rounds (a few minutes); the table is printed and written to
+# benchmarks/results/latest.md (docs/performance.md records one run).
+bench: deps rootfs
+	$(VENV)/bin/python benchmarks/bench.py --rootfs $(abspath $(ROOTFS)) \
+		--out benchmarks/results $(BENCH_ARGS)
+
+# bench-smoke: one round with small counts, to show the benchmarks work
+# (CI runs it; no speed makes it fail).
+bench-smoke: deps rootfs
+	$(VENV)/bin/python benchmarks/bench.py --smoke --rootfs $(abspath $(ROOTFS)) \
+		$(BENCH_ARGS)
 
 # clean: built rootfs trees, bundle run-time files and stamps; keeps .venv.
 clean:

@@ -11,17 +11,22 @@ Lines are written with one ``write()`` each on an ``O_APPEND`` descriptor, so
 the parent and its child processes (which inherit the descriptor across
 ``fork``) can log to the same file without interleaving inside a line.
 
-This module deliberately avoids :mod:`logging`: it is imported by every command
-and must cost next to nothing at start-up.
+This module deliberately avoids :mod:`logging`, and :mod:`json` too (which
+imports :mod:`re`): it is imported by every command and must cost next to
+nothing at start-up. JSON lines are put together with the string encoder of
+json's C accelerator, which gives the same bytes as ``json.dumps``.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import sys
 import time
+
+try:
+    from _json import encode_basestring as _quote
+except ImportError:  # pragma: no cover - CPython always has it
+    from json.encoder import py_encode_basestring as _quote
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
 
@@ -49,6 +54,8 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _sink.fmt = fmt
     _sink.threshold = LEVELS["debug" if debug else "info"]
     if path:
+        import fcntl
+
         flags = os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
         fd = os.open(path, flags, 0o644)
         # Keep the log out of the low descriptors that --preserve-fds hands
@@ -81,10 +88,10 @@ def _timestamp() -> str:
 def format_line(level: str, msg: str) -> str:
     """Render one log line (without its newline) in the configured format."""
     if _sink.fmt == "json":
-        return json.dumps(
-            {"level": level, "msg": msg, "time": _timestamp()},
-            separators=(",", ":"),
-            ensure_ascii=False,
+        # json.dumps({...}, separators=(",", ":"), ensure_ascii=False)
+        return (
+            f'{{"level":{_quote(level)},"msg":{_quote(msg)},'
+            f'"time":{_quote(_timestamp())}}}'
         )
     escaped = msg.replace("\\", "\\\\").replace('"', '\\"')
     return f'time="{_timestamp()}" level={level} msg="{escaped}"'

@@ -9,18 +9,24 @@ argument, after which arguments belong to the container's program):
 
 - ``-long`` and ``-long=value`` into ``--long`` and ``--long=value``;
 - a boolean ``--flag=true`` into ``--flag`` and ``--flag=false`` into nothing.
+
+The fast path (:mod:`pyruntime.cli.fast`) reads the same spellings without
+click, with the words below; this module imports click only when it runs.
 """
 
 from __future__ import annotations
 
-import click
+#: The values a boolean flag accepts after ``=`` (compared in lower case).
+TRUE_WORDS = frozenset({"true", "1", "t", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "f", "no"})
+_TRUE = TRUE_WORDS
+_FALSE = FALSE_WORDS
 
-_TRUE = {"true", "1", "t", "yes"}
-_FALSE = {"false", "0", "f", "no"}
 
+def option_table(command) -> dict[str, bool]:
+    """Map every long and short name of a click command's options to "is a flag"."""
+    import click
 
-def option_table(command: click.Command) -> dict[str, bool]:
-    """Map every long and short name of a command's options to "is a flag"."""
     table = {}
     for param in command.params:
         if isinstance(param, click.Option):
@@ -29,7 +35,7 @@ def option_table(command: click.Command) -> dict[str, bool]:
     return table
 
 
-def normalize_argv(argv: list[str], group: click.Group) -> list[str]:
+def normalize_argv(argv: list[str], group) -> list[str]:
     """Rewrite Go-style flags of the group and of its subcommand."""
     out: list[str] = []
     table = option_table(group)

@@ -1,4 +1,11 @@
-"""The command line: runc's grammar on top of click, and the error boundary.
+"""The command line's entry point and its error boundary.
+
+Engines run the runtime once per step of a container's life, so what a
+command costs before it does anything is paid again and again. ``main()``
+therefore hands the command line first to :mod:`pyruntime.cli.fast`, which
+parses runc's grammar for the everyday commands without importing click.
+Only what the fast path does not take (``--help``, ``--version``, mistakes,
+the other commands) goes to the click group in :mod:`pyruntime.cli.group`.
 
 ``main()`` is the only place where errors become output: each failure is
 logged once at level ``error`` to the log destination (``--log`` or
@@ -12,10 +19,8 @@ from __future__ import annotations
 import os
 import sys
 
-import click
-
 from pyruntime import NAME, OCI_VERSION, __version__, log
-from pyruntime.errors import RuntimeError_, UsageError
+from pyruntime.errors import RuntimeError_
 
 DEFAULT_ROOT = f"/run/{NAME}"
 
@@ -67,79 +72,38 @@ def read_commit() -> str:
         return "unknown"
 
 
-def show_version(ctx: click.Context, _param, value: bool) -> None:
-    """The eager ``-v/--version`` callback."""
-    if value and not ctx.resilient_parsing:
-        click.echo(version_text())
-        ctx.exit(0)
-
-
-CONTEXT = {"help_option_names": ["-h", "--help"]}
-
-
-@click.group(context_settings=CONTEXT)
-@click.option("--root", default=None, help="state directory of containers")
-@click.option("--log", "log_path", default=None, help="log file (default: stderr)")
-@click.option("--log-format", default="text", help="text or json")
-@click.option("--debug", is_flag=True, help="narrate every step in the log")
-@click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver")
-@click.option("--rootless", default="auto", help="true, false or auto")
-@click.option("--criu", default=None, hidden=True, help="accepted and ignored")
-@click.option(
-    "-v",
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=show_version,
-    help="print the version",
-)
-@click.pass_context
-def cli(ctx, root, log_path, log_format, debug, systemd_cgroup, rootless, criu):
-    """pyruntime: run OCI containers, the way runc does."""
-    log.configure(log_path, log_format, debug)
-    if rootless not in ("true", "false", "auto"):
-        raise UsageError(f"invalid --rootless value {rootless!r}: true, false or auto")
-    root = os.path.abspath(root) if root else default_root()
-    if root == "/":
-        raise UsageError("--root must not be /")
-    ctx.obj = Globals(root, systemd_cgroup, rootless)
-
-
-def register_commands() -> None:
-    """Attach the subcommands (kept in their own module)."""
-    from pyruntime.cli import commands
-
-    for command in commands.COMMANDS:
-        cli.add_command(command)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: parse, run, turn errors into runc-shaped output."""
-    from pyruntime.cli.flags import normalize_argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    from pyruntime.reexec import reexec_sealed
 
-    register_commands()
-    args = normalize_argv(list(sys.argv[1:] if argv is None else argv), cli)
+    # First of all: commands that enter a container run from a sealed copy.
+    reexec_sealed(args)
+    sys.exit(run(args))
+
+
+def run(args: list[str]) -> int:
+    """Run one command line; return the exit status."""
+    from pyruntime.cli import fast
+
     try:
-        result = cli.main(args, prog_name=NAME, standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as err:
-        report_usage(err)
-        sys.exit(1)
+        code = fast.run(args)
+        if code is None:
+            from pyruntime.cli.group import run_click
+
+            code = run_click(args)
     except RuntimeError_ as err:
         log.fail(str(err))
-        sys.exit(err.exit_code)
+        return err.exit_code
     except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(result if isinstance(result, int) else 0)
+        return 130
+    return code
 
 
-def report_usage(err: click.ClickException) -> None:
-    """A command-line mistake: one line on stderr (and in the log)."""
-    message = err.format_message()
-    if isinstance(err, click.NoSuchOption):
-        message = f"flag provided but not defined: {err.option_name}"
-    log.fail(message)
+def __getattr__(name: str):
+    """The click objects (``cli``, ``register_commands``, ...), loaded on use."""
+    if name in ("cli", "register_commands", "report_usage", "show_version"):
+        from pyruntime.cli import group
+
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

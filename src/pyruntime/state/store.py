@@ -20,19 +20,19 @@ directory that another command holds locked (a ``create`` before its first
 save, a ``delete`` half-way through) means "no such container" to readers
 that do not lock; an unlocked directory without state.json is a leftover of a
 killed ``create``.
+
+Every command imports this module, ``state``, ``kill``, ``start`` and
+``delete`` among them, whose whole run should cost little more than the
+interpreter's start-up: it imports nothing heavier than :mod:`fcntl` (no
+:mod:`json`, :mod:`re`, :mod:`dataclasses`, :mod:`shutil` or
+:mod:`contextlib`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
-import re
-import shutil
 import stat
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 
 from pyruntime.errors import (
     ContainerExistsError,
@@ -41,13 +41,16 @@ from pyruntime.errors import (
     StateCorruptError,
     describe_oserror,
 )
+from pyruntime.state import jsonio
 
 STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
 CLEANUP_FILE = "cleanup.json"
 #: An id is a directory name (and a cgroup directory name): NAME_MAX bytes.
 MAX_ID_LENGTH = 255
-_ID_PATTERN = re.compile(r"[A-Za-z0-9_+.\-]+")
+_ID_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-"
+)
 
 
 def validate_id(container_id: str) -> None:
@@ -63,43 +66,99 @@ def validate_id(container_id: str) -> None:
         reason = 'it contains "/"'
     elif any(ord(ch) < 32 or ord(ch) == 127 for ch in container_id):
         reason = "it contains control characters"
-    elif not _ID_PATTERN.fullmatch(container_id):
+    elif not _ID_CHARS.issuperset(container_id):
         reason = "only letters, digits and _ + . - are allowed"
     if reason:
         raise InvalidIdError(f"invalid container ID format: {reason}")
 
 
-@dataclass
-class ContainerState:
-    """What pyruntime remembers about one container (the content of state.json)."""
+#: The fields of state.json, in the order they are written.
+_FIELDS = (
+    "id",
+    "bundle",
+    "rootfs",
+    "status",
+    "pid",
+    "pid_start",
+    "created",
+    "annotations",
+    "cgroup_paths",
+    "namespaces",
+    "config",
+    "oci_version",
+    "systemd_cgroup",
+)
 
-    id: str
-    bundle: str
-    rootfs: str
-    status: str = "creating"
-    pid: int = 0
-    pid_start: int | None = None
-    created: str = ""
-    annotations: dict = field(default_factory=dict)
-    cgroup_paths: dict = field(default_factory=dict)
-    namespaces: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-    oci_version: str = ""
-    systemd_cgroup: bool = False
+
+class ContainerState:
+    """What pyruntime remembers about one container (the content of state.json).
+
+    A plain class rather than a dataclass: :mod:`dataclasses` alone costs more
+    to import than a whole ``state`` command may take.
+    """
+
+    __slots__ = _FIELDS
+
+    def __init__(
+        self,
+        id: str,
+        bundle: str,
+        rootfs: str,
+        status: str = "creating",
+        pid: int = 0,
+        pid_start: int | None = None,
+        created: str = "",
+        annotations: dict | None = None,
+        cgroup_paths: dict | None = None,
+        namespaces: dict | None = None,
+        config: dict | None = None,
+        oci_version: str = "",
+        systemd_cgroup: bool = False,
+    ) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.status = status
+        self.pid = pid
+        self.pid_start = pid_start
+        self.created = created
+        self.annotations = {} if annotations is None else annotations
+        self.cgroup_paths = {} if cgroup_paths is None else cgroup_paths
+        self.namespaces = {} if namespaces is None else namespaces
+        self.config = {} if config is None else config
+        self.oci_version = oci_version
+        self.systemd_cgroup = systemd_cgroup
+
+    def as_dict(self) -> dict:
+        """The fields as a dict, in state.json's order."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    __hash__ = None  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"ContainerState({fields})"
 
     def to_json(self) -> str:
         """Serialise for state.json."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return jsonio.dumps(self.as_dict())
 
     @classmethod
     def from_json(cls, text: str, path: str) -> ContainerState:
         """Parse state.json, raising StateCorruptError for anything unexpected."""
         try:
-            data = json.loads(text)
+            data = jsonio.loads(text)
             if type(data) is not dict:
                 raise ValueError(f"expected an object, got {type(data).__name__}")
             state = cls(**data)
-            check_field_types(state)
+            # An explicit null is as wrong as any other type: check what the
+            # file holds, not the empty dicts the constructor puts for None.
+            check_field_types(data)
         except (ValueError, TypeError) as err:
             raise StateCorruptError(
                 f"read state `{path}`: corrupt state file: {err}"
@@ -125,12 +184,11 @@ _FIELD_TYPES = {
 }
 
 
-def check_field_types(state: ContainerState) -> None:
-    """Refuse a state whose fields have the wrong JSON types (ValueError)."""
-    for name, kinds in _FIELD_TYPES.items():
-        value = getattr(state, name)
+def check_field_types(fields: dict) -> None:
+    """Refuse state.json fields of the wrong JSON types (ValueError)."""
+    for name, value in fields.items():
         # type() rather than isinstance(): true is not a pid.
-        if type(value) not in kinds:
+        if type(value) not in _FIELD_TYPES[name]:
             raise ValueError(f"`{name}` has the wrong type ({type(value).__name__})")
 
 
@@ -226,13 +284,13 @@ class ContainerDir:
             "pid": state.pid,
             "pid_start": state.pid_start,
         }
-        write_atomically(self.path, CLEANUP_FILE, json.dumps(record))
+        write_atomically(self.path, CLEANUP_FILE, jsonio.dumps(record))
 
     def load_cleanup(self) -> dict:
         """Read cleanup.json; an empty record when it is missing or unreadable."""
         try:
             with open(self.cleanup_path, encoding="utf-8") as handle:
-                record = json.load(handle)
+                record = jsonio.loads(handle.read())
         except (OSError, ValueError):
             return {}
         return record if type(record) is dict else {}
@@ -242,8 +300,8 @@ class ContainerDir:
         return os.path.exists(self.fifo_path)
 
     def remove(self) -> None:
-        """Remove the directory and everything in it."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the directory and everything in it (errors are ignored)."""
+        remove_tree(self.path)
 
     def close(self) -> None:
         """Release the lock."""
@@ -259,6 +317,32 @@ def write_atomically(directory: str, name: str, text: str) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, os.path.join(directory, name))
+
+
+def remove_tree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)`` for a state directory.
+
+    A state directory holds a few files; :mod:`shutil` (which imports the
+    compression modules) is loaded only if it holds a directory too.
+    """
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                import shutil
+
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def describe_error(err: Exception) -> str:
@@ -280,33 +364,43 @@ def _lock(fd: int, path: str) -> None:
         raise ContainerNotFoundError()
 
 
-@contextlib.contextmanager
-def open_container(
-    root: str, container_id: str, lock: bool = True
-) -> Iterator[ContainerDir]:
+class open_container:  # lower case: it replaces a function of that name
     """Open an existing container's directory, locked for the whole command.
 
-    Readers (``state``, ``list``, ``kill``) pass ``lock=False``: state.json is
+    ``with open_container(root, id) as cdir:`` yields a :class:`ContainerDir`
+    and closes it (releasing the lock) at the end of the block. Readers
+    (``state``, ``list``, ``kill``) pass ``lock=False``: state.json is
     replaced atomically, so they never see half a file, and they must not wait
     for a ``create`` whose hooks may themselves ask for the state.
+    (A class, not :func:`contextlib.contextmanager`, which costs an import.)
     """
-    validate_id(container_id)
-    path = os.path.join(root, container_id)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        raise ContainerNotFoundError() from None
-    except OSError as err:
-        raise StateCorruptError(
-            f"open container directory `{path}`: {describe_oserror(err)}"
-        ) from err
-    if lock:
-        _lock(fd, path)
-    cdir = ContainerDir(root, container_id, fd, locked=lock)
-    try:
-        yield cdir
-    finally:
-        cdir.close()
+
+    def __init__(self, root: str, container_id: str, lock: bool = True) -> None:
+        self.root = root
+        self.container_id = container_id
+        self.lock = lock
+        self.cdir: ContainerDir | None = None
+
+    def __enter__(self) -> ContainerDir:
+        validate_id(self.container_id)
+        path = os.path.join(self.root, self.container_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFoundError() from None
+        except OSError as err:
+            raise StateCorruptError(
+                f"open container directory `{path}`: {describe_oserror(err)}"
+            ) from err
+        if self.lock:
+            _lock(fd, path)
+        self.cdir = ContainerDir(self.root, self.container_id, fd, locked=self.lock)
+        return self.cdir
+
+    def __exit__(self, *_exc) -> None:
+        if self.cdir is not None:
+            self.cdir.close()
+            self.cdir = None
 
 
 def create_container_dir(root: str, container_id: str) -> ContainerDir:
