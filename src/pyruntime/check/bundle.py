@@ -50,6 +50,7 @@ def check_bundle(ctx: Context) -> None:
         ctx.run(check_executable, view)
         ctx.run(check_cwd, view)
     ctx.run(check_hooks)
+    ctx.run(check_terminal)
 
 
 def rootfs_view(ctx: Context) -> RootView | None:
@@ -522,3 +523,15 @@ def mode_of(path: str) -> str:
         return f"{stat.S_IMODE(os.stat(path).st_mode):o}"
     except OSError:
         return "?"
+
+
+def check_terminal(ctx: Context) -> None:
+    """A terminal needs a console socket from whoever calls create."""
+    if dig(ctx.process, "terminal"):
+        ctx.report.note(
+            BUNDLE,
+            "terminal",
+            "process.terminal",
+            "true: create needs --console-socket (engines pass one)",
+            "set it to false to run the bundle without a terminal",
+        )

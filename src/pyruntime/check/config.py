@@ -269,6 +269,8 @@ def validate_document(ctx: Context) -> None:
             continue
         problems.extend(p for p in found if not covered(split_problem(p)[0], known))
     report_problems(ctx, problems, "invalid")
+    # Later checks may meet values only validation refuses (an unknown rlimit).
+    ctx.partial = ctx.partial or bool(problems)
 
 
 def covered(path: str, known: list[str]) -> bool:

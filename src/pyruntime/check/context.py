@@ -1,10 +1,10 @@
 """What the stages of one check share: the bundle, the decoded spec, the plans.
 
 The config stage fills it in; the bundle, host and risk stages read it. When
-decoding found problems the spec is *partial* (a mistyped field is ``None``),
-so each later check runs through :meth:`Context.run`, which skips a check
-that trips over such a field instead of failing the whole report: the
-decoding problem is already reported.
+decoding or validation found problems the spec is *partial* (a mistyped field
+is ``None``, a name may be unknown), so each later check runs through
+:meth:`Context.run`, which skips a check that trips over such a field instead
+of failing the whole report: the problem is already reported.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Context:
     report: Report
     systemd_cgroup: bool = False
     spec: Any = None
-    #: Decoding reported problems: some fields of ``spec`` may be None.
+    #: Decoding or validation reported problems: fields of ``spec`` may be
+    #: None, or hold values the runtime never gets to see.
     partial: bool = False
     #: ``process.capabilities`` planned (None: absent or invalid).
     capabilities: Any = None
