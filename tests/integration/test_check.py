@@ -482,3 +482,61 @@ def timed(argv: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     return time.perf_counter() - start
+
+
+def capability_outside_bounding_set() -> str | None:
+    """A capability name this process's bounding set lacks, if any."""
+    from pyruntime.security.capabilities import (
+        CAPABILITIES,
+        last_capability,
+        read_host_bounding_set,
+    )
+
+    have = read_host_bounding_set()
+    names = [n for n, i in CAPABILITIES.items() if i <= last_capability()]
+    return next((n for n in names if CAPABILITIES[n] not in have), None)
+
+
+def test_host_feasibility_problems(bundle, runtime):
+    nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    missing_cap = capability_outside_bounding_set()
+
+    def change(config):
+        process, linux = config["process"], config["linux"]
+        process["rlimits"] = [
+            {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": nr_open + 1}
+        ]
+        process["selinuxLabel"] = "system_u:system_r:container_t:s0"
+        if missing_cap:
+            process["capabilities"] = {"bounding": [missing_cap]}
+        config["mounts"].append(
+            {
+                "destination": "/mnt",
+                "type": "bind",
+                "source": "rootfs/etc",
+                "options": ["rbind", "idmap"],
+            }
+        )
+        linux["resources"] = {"cpu": {"period": 500, "quota": 100}}
+        linux["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": [
+                "SCMP_ARCH_AARCH64"
+                if os.uname().machine == "x86_64"
+                else "SCMP_ARCH_X86_64"
+            ],
+        }
+
+    bundle.edit(change)
+    result, report = check(runtime, bundle.path)
+    assert result.returncode == 1
+    found = keys(report)
+    assert ("error", "host", "rlimit", "process.rlimits[0].hard") in found
+    assert ("error", "host", "idmap", "mounts[6]") in found
+    assert ("error", "host", "cpu-period", "linux.resources.cpu.period") in found
+    assert ("error", "host", "cpu-quota", "linux.resources.cpu.quota") in found
+    assert ("warning", "host", "seccomp-arch", "linux.seccomp.architectures") in found
+    if not os.path.exists("/sys/fs/selinux/enforce"):
+        assert ("error", "host", "lsm", "process.selinuxLabel") in found
+    if missing_cap:
+        assert ("error", "host", "capability", "process.capabilities") in found
