@@ -34,11 +34,19 @@ def mounted_hierarchies() -> dict[str, str]:
 
 
 def effective_resources(spec) -> dict[str, Any]:
-    """``linux.resources`` with the device rules the container really gets."""
+    """``linux.resources`` with the device rules the container really gets.
+
+    As ``create`` passes them: the ``linux.devices`` nodes are allowed too.
+    """
     from pyruntime.cgroups.devices import with_effective_devices
 
-    resources = ((spec.raw or {}).get("linux") or {}).get("resources")
-    return with_effective_devices(resources if isinstance(resources, dict) else None)
+    linux = (spec.raw or {}).get("linux") or {}
+    resources = linux.get("resources")
+    nodes = linux.get("devices")
+    return with_effective_devices(
+        resources if isinstance(resources, dict) else None,
+        nodes if isinstance(nodes, list) else None,
+    )
 
 
 def plan_writes(manager, resources: dict[str, Any]):
