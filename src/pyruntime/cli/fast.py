@@ -105,7 +105,12 @@ _RUN_OPTIONS = {
     "--keep": ("keep", True),
     "--no-subreaper": ("no_subreaper", True),
 }
-_RUN_DEFAULTS = {**_CREATE_DEFAULTS, "detach": False, "keep": False}
+_RUN_DEFAULTS = {
+    **_CREATE_DEFAULTS,
+    "detach": False,
+    "keep": False,
+    "no_subreaper": False,
+}
 
 
 class _Command:

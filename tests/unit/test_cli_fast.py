@@ -1,0 +1,164 @@
+"""The fast path reads command lines exactly as click does, or leaves them to it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from pyruntime.cli import commands, entry, fast
+from pyruntime.cli.flags import normalize_argv
+from pyruntime.cli.main import cli, register_commands
+from pyruntime.errors import UsageError
+
+register_commands()
+
+#: fast's option names where click's differ.
+CLICK_NAMES = {"all": "all_processes"}
+
+
+def click_reading(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
+    """What click makes of ``argv``: global params, command, its params, args."""
+    args = normalize_argv(argv, cli)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx = cli.make_context("pyruntime", args)
+        rest = [*ctx.protected_args, *ctx.args]
+    name = rest[0]
+    command = cli.get_command(ctx, name)
+    sub = command.make_context(name, rest[1:], parent=ctx)
+    params = dict(sub.params)
+    positional = list(params.pop("args", ()))
+    return ctx.params, name, params, positional
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["state", "c1"],
+        ["--root", "/x", "state", "c1"],
+        ["--root=/x", "--debug", "state", "c1"],
+        ["-root", "/x", "-log", "/l", "-log-format=json", "state", "c1"],
+        ["--debug=true", "--systemd-cgroup=false", "start", "c1"],
+        ["--debug=false", "--rootless", "true", "--criu", "/c", "start", "c1"],
+        ["--root", "/a", "--root", "/b", "state", "c1"],
+        ["kill", "c1"],
+        ["kill", "c1", "KILL"],
+        ["kill", "-a", "c1", "9"],
+        ["kill", "--all=true", "c1", "TERM"],
+        ["kill", "-all", "c1"],
+        ["delete", "c1"],
+        ["delete", "-f", "c1"],
+        ["delete", "--force", "c1"],
+        ["delete", "-force=false", "c1"],
+        ["list"],
+        ["list", "-q"],
+        ["list", "--format", "json"],
+        ["list", "-format=json", "--quiet=1"],
+        ["list", "-f", "table"],
+        ["create", "c1"],
+        ["create", "-b", "/b", "--pid-file", "p", "c1"],
+        ["create", "-bundle=/b", "-pid-file=/p", "-console-socket", "/s", "c1"],
+        ["create", "--no-pivot", "--no-new-keyring=true", "--preserve-fds", "2", "c1"],
+        ["create", "--preserve-fds=1", "--pidfd-socket", "/s", "c1"],
+        ["run", "-d", "-bundle", "/b", "c1"],
+        ["run", "--detach=false", "--keep", "--no-subreaper", "c1"],
+        ["state", "-"],
+    ],
+)
+def test_fast_path_reads_like_click(argv):
+    parsed = fast.parse(argv)
+    assert parsed is not None, "the fast path should take this command line"
+    values, name, options, args = parsed
+    click_globals, click_name, click_params, click_args = click_reading(argv)
+    assert values == click_globals
+    assert name == click_name
+    assert args == click_args
+    assert {CLICK_NAMES.get(k, k): v for k, v in options.items()} == click_params
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--help"],
+        ["-h"],
+        ["--version"],
+        ["-v"],
+        ["state", "--help"],
+        ["state"],
+        ["state", "a", "b"],
+        ["start"],
+        ["kill", "c1", "-9"],
+        ["kill", "c1", "TERM", "extra"],
+        ["delete", "c1", "--force"],
+        ["list", "extra"],
+        ["create", "-b=/x", "c1"],
+        ["create", "--pid-file", "-odd", "c1"],
+        ["create", "--preserve-fds", "x", "c1"],
+        ["create", "--bundle"],
+        ["--", "state", "c1"],
+        ["state", "--", "c1"],
+        ["--bogus", "state", "c1"],
+        ["--debug=maybe", "state", "c1"],
+        ["spec"],
+        ["exec", "c1", "true"],
+        ["ps", "c1"],
+    ],
+)
+def test_fast_path_leaves_the_rest_to_click(argv):
+    assert fast.parse(argv) is None
+
+
+def test_no_side_effect_before_falling_back(tmp_path):
+    log_file = tmp_path / "log"
+    assert fast.run(["--log", str(log_file), "state", "--help"]) is None
+    assert not log_file.exists()
+
+
+@pytest.mark.parametrize(
+    "text", [*commands.SIGNALS, *(f"SIG{n}" for n in commands.SIGNALS), "usr1", "9"]
+)
+def test_signal_names_are_click_paths(text):
+    assert fast.parse_signal(text) == commands.parse_signal(text)
+
+
+@pytest.mark.parametrize("text", ["BOGUS", "SIG", "", "-9", "SIGRTMIN", "_DFL"])
+def test_signal_names_refused_alike(text):
+    with pytest.raises(UsageError) as fast_err:
+        fast.parse_signal(text)
+    with pytest.raises(UsageError) as click_err:
+        commands.parse_signal(text)
+    assert str(fast_err.value) == str(click_err.value)
+
+
+def test_hot_commands_import_nothing_heavy():
+    code = (
+        "import sys\n"
+        "from pyruntime.cli import fast\n"
+        "from pyruntime.state import jsonio, status, store, view\n"
+        "heavy = {'click', 'json', 're', 'dataclasses', 'subprocess', 'enum',\n"
+        "         'shutil', 'contextlib', 'typing', 'socket', 'pyruntime.container'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_entry_point_script(tmp_path):
+    path = tmp_path / "pyruntime"
+    entry.write_entry_point(str(path))
+    text = path.read_text()
+    assert text.startswith(f"#!{sys.executable}\n")
+    assert "import re" not in text
+    assert os.stat(path).st_mode & 0o777 == 0o755
+    result = subprocess.run(
+        [str(path), "--version"], capture_output=True, text=True, env={}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("pyruntime version ")
