@@ -66,33 +66,21 @@ fi
 env -i "$PYRUNTIME_E2E_BINARY" --version >/dev/null ||
     die "$PYRUNTIME_E2E_BINARY --version failed: run make install"
 
+cd "$repo"
 work=$(mktemp -d "${TMPDIR:-/tmp}/pyruntime-e2e.XXXXXX")
 export PYRUNTIME_E2E_DIR=$work
 
-# cleanup: the tests stop their daemons themselves; this catches a pytest
-# that was killed. Only pids recorded by the tests, and only while their
-# command line still names this work directory, are signalled.
+# cleanup: the tests stop their daemons and remove what they made; this
+# catches a pytest that was killed. The work directory names everything the
+# session owns (daemon pids, cgroup names); nothing else is touched.
 cleanup() {
-    local pid point
-    if [ -f "$work/daemon.pids" ]; then
-        while read -r pid; do
-            if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$work"; then
-                kill -TERM "$pid" 2>/dev/null || true
-                sleep 2
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        done <"$work/daemon.pids"
-    fi
-    # Deepest first, so that nested mounts go before their parents.
-    awk -v w="$work" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo |
-        sort -r | while read -r point; do
-        umount -l "$point" 2>/dev/null || true
-    done
+    "$PYTHON" -m tests.e2e.engines "$work" || true
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-cd "$repo"
 start=$(date +%s)
 status=0
 "$PYTHON" -m pytest -m engines -p no:cacheprovider tests/e2e "$@" || status=$?

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.engines import (
-    HOST_DIRS,
     IMAGE,
     IMAGE_PATH,
     KNOWN_PYRUNTIME_FAILURES,
@@ -36,7 +35,10 @@ from tests.e2e.engines import (
     PodmanTest,
     cmdline,
     processes_mentioning,
+    record_cgroup,
+    record_host_dirs,
     remove_cgroup_tree,
+    remove_created_host_dirs,
     require,
     run,
     sweep_namespace,
@@ -86,15 +88,12 @@ def workdir():
     given = os.environ.get("PYRUNTIME_E2E_DIR")
     path = Path(given) if given else Path(tempfile.mkdtemp(prefix="pyruntime-e2e-"))
     path.mkdir(parents=True, exist_ok=True)
-    existing = {d for d in HOST_DIRS if os.path.isdir(d)}
+    record_host_dirs(path)
     try:
         yield path
     finally:
         unmount_under(path)
-        for directory in HOST_DIRS:
-            if directory not in existing:
-                with contextlib.suppress(OSError):
-                    os.rmdir(directory)
+        remove_created_host_dirs(path)
         if not given:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -151,6 +150,7 @@ def containerd(workdir: Path, oci_archive: Path):
     require("containerd", "ctr", "containerd-shim-runc-v2")
     daemon = Containerd(workdir / "containerd")
     daemon.base.mkdir(parents=True, exist_ok=True)
+    record_cgroup(workdir, daemon.namespace)
     problems: list[str] = []
     try:
         daemon.start()
@@ -175,6 +175,7 @@ def podman(workdir: Path, oci_layout: Path):
     require("podman", "conmon", "unshare")
     engine = Podman(workdir / "podman")
     engine.write_config()
+    record_cgroup(workdir, engine.cgroup_parent)
     problems: list[str] = []
     try:
         # containers/image keeps a blob-info cache in /var/lib/containers for

@@ -397,23 +397,27 @@ disabled_plugins = {json.dumps(disabled)}
         return problems
 
     def kill_shim(self, pid: int) -> None:
-        """SIGKILL a shim of this containerd and remove the socket it leaves.
+        kill_shim(pid, self.socket)
 
-        containerd 1.6 puts shim sockets in /run/containerd/s, named by the
-        sha256 of ``<containerd address>/<namespace>/<id>``; a shim removes
-        its own socket only when it shuts down normally.
-        """
-        argv = cmdline(pid).split()
-        options = dict(zip(argv[1::2], argv[2::2], strict=False))
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        if options.get("-address") != str(self.socket):
-            return
-        key = f"{self.socket}/{options.get('-namespace')}/{options.get('-id')}"
-        name = hashlib.sha256(key.encode()).hexdigest()
-        with contextlib.suppress(OSError, AssertionError):
-            wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5)
-            os.unlink(f"/run/containerd/s/{name}")
+
+def kill_shim(pid: int, address) -> None:
+    """SIGKILL a shim of the containerd at ``address``; remove its socket.
+
+    containerd 1.6 puts shim sockets in /run/containerd/s, named by the
+    sha256 of ``<containerd address>/<namespace>/<id>``; a shim removes its
+    own socket only when it shuts down normally.
+    """
+    argv = cmdline(pid).split()
+    options = dict(zip(argv[1::2], argv[2::2], strict=False))
+    if options.get("-address") != str(address):
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    key = f"{address}/{options.get('-namespace')}/{options.get('-id')}"
+    name = hashlib.sha256(key.encode()).hexdigest()
+    with contextlib.suppress(OSError, AssertionError):
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5)
+        os.unlink(f"/run/containerd/s/{name}")
 
 
 def cmdline(pid: int) -> str:
@@ -425,9 +429,72 @@ def cmdline(pid: int) -> str:
 
 
 def record_pid(workdir: Path, pid: int) -> None:
-    """Note a daemon's pid, so the calling script can stop it if we die."""
+    """Note a daemon's pid, for ``clean_work_dir`` should pytest be killed."""
     with open(workdir / "daemon.pids", "a") as handle:
         handle.write(f"{pid}\n")
+
+
+def record_cgroup(workdir: Path, name: str) -> None:
+    """Note a cgroup name the session owns, for ``clean_work_dir``."""
+    with open(workdir / "cgroups", "a") as handle:
+        handle.write(f"{name}\n")
+
+
+def record_host_dirs(workdir: Path) -> set[str]:
+    """Note which of ``HOST_DIRS`` are missing now; return those present."""
+    present = {d for d in HOST_DIRS if os.path.isdir(d)}
+    absent = [d for d in HOST_DIRS if d not in present]
+    (workdir / "host-dirs").write_text("".join(f"{d}\n" for d in absent))
+    return present
+
+
+def remove_created_host_dirs(workdir: Path) -> None:
+    """rmdir the ``HOST_DIRS`` the session created, if they are empty."""
+    with contextlib.suppress(OSError):
+        for directory in (workdir / "host-dirs").read_text().split():
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+
+
+def lines_of(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
+
+
+def clean_work_dir(workdir: Path) -> list[str]:
+    """Undo what a killed session left: its daemons, shims, conmons, cgroups
+    and mounts. Everything touched is recorded in, or named after, the work
+    directory. Returns what was found."""
+    found = []
+    for pid in map(int, lines_of(workdir / "daemon.pids")):
+        if str(workdir) in cmdline(pid):
+            found.append(f"daemon {pid}: {cmdline(pid)}")
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda p=pid: str(workdir) not in cmdline(p), timeout=10)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    address = workdir / "containerd" / "containerd.sock"
+    for pid in processes_mentioning(str(workdir)):
+        found.append(f"process {pid}: {cmdline(pid)}")
+        kill_shim(pid, address)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for name in lines_of(workdir / "cgroups"):
+        found += remove_cgroup_tree(name)
+    found += [f"mount {point}" for point in unmount_under(workdir)]
+    remove_created_host_dirs(workdir)
+    return found
+
+
+if __name__ == "__main__":
+    import sys
+
+    for line in clean_work_dir(Path(sys.argv[1])):
+        print(f"cleaned up: {line}", file=sys.stderr)
 
 
 def sweep_namespace(daemon: Containerd, ns: str) -> list[str]:

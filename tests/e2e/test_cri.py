@@ -24,6 +24,7 @@ from tests.e2e.engines import (
     SERVE,
     leftovers,
     mark_needs_exec,
+    record_cgroup,
     remove_cgroup_tree,
     unique,
     wait_for,
@@ -64,8 +65,9 @@ class Cri:
 
 
 @pytest.fixture(scope="session")
-def cri_client(containerd):
+def cri_client(containerd, workdir):
     client = Cri(str(containerd.socket), unique("pyrt-e2e-cri"))
+    record_cgroup(workdir, client.cgroup_parent)
     problems = []
     try:
         wait_for(
