@@ -236,6 +236,23 @@ FAILING = {
             "linux.gidMappings: user namespaces enabled, but no gid mappings found",
         ],
     ),
+    "userns-without-root-mapping": (
+        both(
+            add_namespace("user"),
+            both(
+                put(
+                    "linux.uidMappings", [{"containerID": 1, "hostID": 1000, "size": 9}]
+                ),
+                put(
+                    "linux.gidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}]
+                ),
+            ),
+        ),
+        [
+            "linux.uidMappings: user namespaces enabled, but no mapping found for "
+            "the container's root (uid 0)",
+        ],
+    ),
     "time-offsets-without-timens": (
         put("linux.timeOffsets", {"monotonic": {"secs": 1}}),
         ["linux.timeOffsets: set but linux.namespaces has no time namespace"],

@@ -281,6 +281,15 @@ def check_userns_has_mappings(spec: Spec) -> Iterator[str]:
         yield "linux.uidMappings: user namespaces enabled, but no uid mappings found"
     if not linux.gid_mappings:
         yield "linux.gidMappings: user namespaces enabled, but no gid mappings found"
+    # The runtime sets the container up as its root: uid and gid 0 must map.
+    for key, mappings in (("uid", linux.uid_mappings), ("gid", linux.gid_mappings)):
+        if mappings and not any(
+            m.container_id <= 0 < m.container_id + m.size for m in mappings
+        ):
+            yield (
+                f"linux.{key}Mappings: user namespaces enabled, but no mapping "
+                f"found for the container's root ({key} 0)"
+            )
 
 
 def check_time_offsets(spec: Spec) -> Iterator[str]:
