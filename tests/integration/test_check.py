@@ -150,6 +150,9 @@ def keys(report: dict) -> Counter:
 def expected_financial() -> list[tuple]:
     found = [
         ("error", "config", "json-comments", "config.seed.json line 269, column 9"),
+        # Only 10001 is mapped: the container's root must be too.
+        ("error", "config", "invalid", "linux.uidMappings"),
+        ("error", "config", "invalid", "linux.gidMappings"),
         ("error", "bundle", "bind-source", "mounts[3].source"),
         ("error", "bundle", "bind-source", "mounts[4].source"),
         ("error", "bundle", "hook", "hooks.createRuntime[0].path"),
