@@ -257,6 +257,8 @@ def make_cgroup(cdir: ContainerDir, state, spec, opts):
     cdir.save(state)
     log.debug("create the cgroup and write its limits, before any process exists")
     manager.create()
+    state.cgroup_created = manager.created_dirs()
+    cdir.save_cleanup(state)
     linux_raw = spec.raw.get("linux") or {}
     # linux.devices nodes are allowed by the device rules, as in runc.
     manager.apply(linux_raw.get("resources"), linux_devices=linux_raw.get("devices"))
@@ -547,7 +549,7 @@ def kill_init(state: ContainerState) -> None:
     if state.cgroup_paths:
         from pyruntime.cgroups import load_manager
 
-        manager = load_manager(state.cgroup_paths)
+        manager = load_manager(state.cgroup_paths, state.cgroup_created or None)
         try:
             manager.thaw()
         except (OSError, RuntimeError_):
@@ -576,7 +578,7 @@ def remove_cgroup(state: ContainerState) -> None:
         return
     from pyruntime.cgroups import load_manager
 
-    manager = load_manager(state.cgroup_paths)
+    manager = load_manager(state.cgroup_paths, state.cgroup_created or None)
     if manager.exists():
         try:
             manager.kill_all(signal.SIGKILL)
@@ -598,11 +600,12 @@ def remove_leftovers(cdir: ContainerDir) -> None:
     if type(pid) is int and pid > 0 and type(start) is int:
         leftover.pid, leftover.pid_start = pid, start
     paths = record.get("cgroup_paths")
+    created = record.get("cgroup_created")
     try:
         kill_init(leftover)
     except (OSError, RuntimeError_):
         pass
-    for manager in leftover_cgroups(cdir.id, paths):
+    for manager in leftover_cgroups(cdir.id, paths, created):
         try:
             if manager.exists():
                 manager.kill_all(signal.SIGKILL)
@@ -612,7 +615,7 @@ def remove_leftovers(cdir: ContainerDir) -> None:
     cdir.remove()
 
 
-def leftover_cgroups(container_id: str, saved) -> list:
+def leftover_cgroups(container_id: str, saved, created=None) -> list:
     """The cgroup that may hold a broken container's processes: the saved
     paths, or else the default location for its id."""
     from pyruntime.cgroups import load_manager, open_manager
@@ -620,8 +623,11 @@ def leftover_cgroups(container_id: str, saved) -> list:
     try:
         if not (isinstance(saved, dict) and saved):
             saved = open_manager(None, container_id).paths()
-        # load_manager: the container's own directories are ours to remove.
-        return [load_manager(saved)]
+        # load_manager: the container's own directories are ours to remove,
+        # and the parents create recorded making.
+        if not (isinstance(created, list) and all(isinstance(d, str) for d in created)):
+            created = None
+        return [load_manager(saved, created or None)]
     except (OSError, RuntimeError_):
         return []
 

@@ -664,6 +664,49 @@ def test_relative_and_absolute_cgroups_path(runtime, sleeper, tmp_path):
                     os.rmdir(path)
 
 
+@pytest.mark.parametrize("how", ["stopped", "force"])
+def test_delete_removes_the_parents_it_made_and_keeps_the_others(
+    runtime, sleeper, tmp_path, how
+):
+    from pyruntime.cgroups.host import mounted_hierarchies
+
+    mine = f"pyruntime-test-{uuid.uuid4().hex[:8]}"
+    theirs = f"pyruntime-test-{uuid.uuid4().hex[:8]}"
+    mounts = sorted(set(mounted_hierarchies().values()))
+    pre_existing = [os.path.join(m, theirs) for m in mounts]
+    for path in pre_existing:
+        os.mkdir(path)
+        for name in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset starts empty
+            if os.path.exists(os.path.join(path, name)):
+                top = os.path.join(os.path.dirname(path), name)
+                with open(top) as src, open(os.path.join(path, name), "w") as dst:
+                    dst.write(src.read().strip() or "\n")
+    try:
+        for parent in (mine, theirs):
+            sleeper.edit(
+                lambda c, p=parent: c["linux"].update(cgroupsPath=f"/{p}/a/leaf")
+            )
+            cid, pid = launch(runtime, sleeper, tmp_path)
+            if how == "stopped":
+                runtime.ok("kill", cid, "KILL")
+                reap(pid)
+                runtime.ok("delete", cid)
+            else:
+                runtime.ok("delete", "--force", cid)
+        for m in mounts:
+            assert not os.path.exists(os.path.join(m, mine)), m
+            # Made by someone else: kept, though create made a/ below it.
+            assert os.path.isdir(os.path.join(m, theirs)), m
+            assert not os.path.exists(os.path.join(m, theirs, "a")), m
+    finally:
+        for m in mounts:
+            for parent in (mine, theirs):
+                for leaf in ("a/leaf", "a", ""):
+                    path = os.path.join(m, parent, leaf)
+                    if os.path.isdir(path):
+                        os.rmdir(path)
+
+
 def test_systemd_cgroup_driver_is_refused(runtime, sleeper):
     sleeper.edit(lambda c: c["linux"].update(cgroupsPath="system.slice:pyr:x"))
     cid = runtime.new_id()

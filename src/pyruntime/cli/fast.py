@@ -533,6 +533,7 @@ def delete_stopped(root: str, container_id: str, force: bool) -> bool:
             )
         if status != st.STOPPED or not remove_empty_cgroups(state.cgroup_paths):
             return False
+        remove_created_parents(state.cgroup_created, state.cgroup_paths)
         cdir.remove()
         return True
     finally:
@@ -562,6 +563,22 @@ def remove_empty_cgroups(paths) -> bool:
         if not _is_empty_cgroup(directory):
             return False
     return all(_remove_cgroup_dir(directory) for directory in dirs)
+
+
+def remove_created_parents(created, paths) -> None:
+    """rmdir the parent cgroups create made, deepest first, while they are empty.
+
+    A parent another container still uses is not empty and stays.
+    """
+    if not isinstance(created, list) or not isinstance(paths, dict):
+        return
+    leaves = set(paths.values())
+    parents = [d for d in created if isinstance(d, str) and d not in leaves]
+    for directory in sorted(parents, key=lambda d: d.count("/"), reverse=True):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
 
 
 def _is_empty_cgroup(directory: str) -> bool:

@@ -83,6 +83,7 @@ _FIELDS = (
     "created",
     "annotations",
     "cgroup_paths",
+    "cgroup_created",
     "namespaces",
     "config",
     "oci_version",
@@ -110,6 +111,7 @@ class ContainerState:
         created: str = "",
         annotations: dict | None = None,
         cgroup_paths: dict | None = None,
+        cgroup_created: list | None = None,
         namespaces: dict | None = None,
         config: dict | None = None,
         oci_version: str = "",
@@ -124,6 +126,8 @@ class ContainerState:
         self.created = created
         self.annotations = {} if annotations is None else annotations
         self.cgroup_paths = {} if cgroup_paths is None else cgroup_paths
+        #: The cgroup directories create made (parents included), to remove.
+        self.cgroup_created = [] if cgroup_created is None else cgroup_created
         self.namespaces = {} if namespaces is None else namespaces
         self.config = {} if config is None else config
         self.oci_version = oci_version
@@ -177,6 +181,7 @@ _FIELD_TYPES = {
     "created": (str,),
     "annotations": (dict,),
     "cgroup_paths": (dict,),
+    "cgroup_created": (list,),
     "namespaces": (dict,),
     "config": (dict,),
     "oci_version": (str,),
@@ -281,6 +286,7 @@ class ContainerDir:
         """Record what ``delete --force`` must undo, apart from state.json."""
         record = {
             "cgroup_paths": state.cgroup_paths,
+            "cgroup_created": state.cgroup_created,
             "pid": state.pid,
             "pid_start": state.pid_start,
         }
