@@ -183,7 +183,10 @@ def podman(workdir: Path, oci_layout: Path):
         # scratch tmpfs there, so the host's /var/lib is not written.
         # podman names the image after the layout's path as given: pull
         # it as "busybox" from its parent directory.
-        pull = f"podman pull -q oci:{oci_layout.name}:latest"
+        pull = (
+            f"podman pull -q --signature-policy {engine.policy} "
+            f"oci:{oci_layout.name}:latest"
+        )
         run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
              f"mount -t tmpfs -o size=16m pyruntime-e2e /var/lib && {pull}"],
             env=engine.env, cwd=oci_layout.parent)  # fmt: skip

@@ -523,6 +523,7 @@ class Podman:
         self.storage_conf = base / "storage.conf"
         self.containers_conf = base / "containers.conf"
         self.registries_conf = base / "registries.conf"
+        self.policy = base / "policy.json"
         self.env = {
             **os.environ,
             "CONTAINERS_CONF": str(self.containers_conf),
@@ -566,6 +567,11 @@ network_config_dir = "{self.base / "networks"}"
 """
         )
         self.registries_conf.write_text("unqualified-search-registries = []\n")
+        # The image comes from a local layout: accept it, without reading the
+        # host's /etc/containers/policy.json.
+        self.policy.write_text(
+            json.dumps({"default": [{"type": "insecureAcceptAnything"}]}) + "\n"
+        )
 
     def __call__(self, runtime_name: str, *args, **kw) -> subprocess.CompletedProcess:
         argv = ["podman", "--runtime", RUNTIMES[runtime_name], *args]
