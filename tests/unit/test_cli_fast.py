@@ -150,15 +150,37 @@ def test_hot_commands_import_nothing_heavy():
     assert out.strip() == "[]"
 
 
-def test_entry_point_script(tmp_path):
+@pytest.mark.parametrize("lean", [True, False])
+def test_entry_point_script(tmp_path, lean):
     path = tmp_path / "pyruntime"
-    entry.write_entry_point(str(path))
+    kind = entry.write_entry_point(str(path), lean=lean)
+    assert kind == ("lean" if lean and entry.site_paths(sys.executable) else "plain")
     text = path.read_text()
-    assert text.startswith(f"#!{sys.executable}\n")
+    assert text.startswith(
+        f"#!{sys.executable}" + (" -S\n" if kind == "lean" else "\n")
+    )
     assert "import re" not in text
     assert os.stat(path).st_mode & 0o777 == 0o755
+    assert os.listdir(tmp_path) == ["pyruntime"]
     result = subprocess.run(
         [str(path), "--version"], capture_output=True, text=True, env={}
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("pyruntime version ")
+
+
+def test_lean_entry_point_adds_what_site_adds():
+    paths = entry.site_paths(sys.executable)
+    if paths is None:
+        pytest.skip("this interpreter's site does more than add paths")
+    for path in paths:
+        assert path in sys.path
+
+
+def test_pth_code_makes_the_entry_point_plain(tmp_path):
+    (tmp_path / "plain.pth").write_text("/some/dir\n")
+    assert not entry._runs_code(str(tmp_path))
+    (tmp_path / "distutils-precedence.pth").write_text("import os\n")
+    assert not entry._runs_code(str(tmp_path))
+    (tmp_path / "hook.pth").write_text("import something; something.install()\n")
+    assert entry._runs_code(str(tmp_path))
