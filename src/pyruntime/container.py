@@ -257,7 +257,12 @@ def make_cgroup(cdir: ContainerDir, state, spec, opts):
     cdir.save(state)
     log.debug("create the cgroup and write its limits, before any process exists")
     manager.create()
-    state.cgroup_created = manager.created_dirs()
+    created = set(manager.created_dirs())
+    if not (linux and linux.cgroups_path):
+        # The default parent (`pyruntime`) is ours by name: whichever of its
+        # containers leaves it empty removes it, whoever made it.
+        created |= {os.path.dirname(p) for p in manager.paths().values()}
+    state.cgroup_created = sorted(created, key=lambda d: d.count("/"))
     cdir.save_cleanup(state)
     linux_raw = spec.raw.get("linux") or {}
     # linux.devices nodes are allowed by the device rules, as in runc.
