@@ -103,3 +103,23 @@ def test_fallbacks_still_work(runtime, bundle):
     unknown = runtime("state", "--bogus", "c")
     assert unknown.returncode == 1
     assert "flag provided but not defined: --bogus" in unknown.stderr
+
+
+def test_delete_kills_what_a_dead_init_left_in_its_cgroup(runtime, bundle, tmp_path):
+    # Without a pid namespace, init's death does not take its children along.
+    def edit(config):
+        config["process"]["args"] = ["sh", "-c", "sleep 60 & echo $! > /pid"]
+        namespaces = config["linux"]["namespaces"]
+        config["linux"]["namespaces"] = [n for n in namespaces if n["type"] != "pid"]
+
+    bundle.edit(edit)
+    cid = runtime.new_id()
+    pid_file = tmp_path / "pid"
+    assert runtime.create(bundle, cid, "--pid-file", str(pid_file)).returncode == 0
+    runtime.ok("start", cid)
+    assert reap(int(pid_file.read_text())) == 0
+    assert runtime.state(cid)["status"] == "stopped"
+    sleeper = int((bundle.rootfs / "pid").read_text())
+    runtime.ok("delete", cid)
+    assert reap(sleeper) == 128 + 9, "delete kills what is left in the cgroup"
+    assert cgroup_dirs(cid) == []

@@ -550,6 +550,9 @@ def remove_empty_cgroups(paths) -> bool:
     True when they are gone (or never existed). False, with nothing or only
     some of them removed, when one holds a process or a child cgroup, or
     cannot be removed: the cgroup manager then kills and removes the rest.
+    Each directory is simply removed: only a refused ``rmdir`` makes it look
+    inside (a leftover process is in every hierarchy's directory, so the
+    first refusal comes before anything was removed).
     """
     if not paths:
         return True
@@ -559,9 +562,6 @@ def remove_empty_cgroups(paths) -> bool:
     if not all(isinstance(d, str) and os.path.isabs(d) for d in dirs):
         return False  # the manager reports the corrupt paths
     dirs = sorted(dirs, key=lambda d: d.rstrip("/").count("/"), reverse=True)
-    for directory in dirs:
-        if not _is_empty_cgroup(directory):
-            return False
     return all(_remove_cgroup_dir(directory) for directory in dirs)
 
 
@@ -596,7 +596,10 @@ def _is_empty_cgroup(directory: str) -> bool:
 
 
 def _remove_cgroup_dir(directory: str) -> bool:
-    """rmdir, retried while the kernel still counts exiting tasks."""
+    """rmdir an empty cgroup, retried while the kernel still counts exiting tasks.
+
+    False at once when it holds a process or a child cgroup.
+    """
     import errno
     import time
 
@@ -611,6 +614,8 @@ def _remove_cgroup_dir(directory: str) -> bool:
             busy = err.errno in (errno.EBUSY, errno.ENOTEMPTY)
             if not busy or attempt == _RMDIR_ATTEMPTS - 1:
                 return False
+        if not _is_empty_cgroup(directory):
+            return False
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
     return False
