@@ -36,8 +36,9 @@ PAUSE_IMAGE = "localhost/busybox:pause"
 PAUSE_SCRIPT = 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'
 IMAGE_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-#: A container program that runs until SIGTERM, then exits 0.
-SERVE = 'echo started; trap "exit 0" TERM; while :; do sleep 1 & wait $!; done'
+#: A container program that runs until SIGTERM, then exits 0 (the trap runs
+#: as soon as the signal interrupts ``wait``). A ``sleep`` always runs in it.
+SERVE = 'echo started; trap "exit 0" TERM; while :; do sleep 1000 & wait $!; done'
 
 #: Fills memory until killed. Should the memory limit be missing, the address
 #: space limit (far above the tests' cgroup limits) ends it with exit status 1

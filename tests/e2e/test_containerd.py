@@ -24,7 +24,7 @@ from tests.e2e.engines import (
 )
 
 #: Exits 42 on SIGTERM, so the exit status shows the signal was delivered.
-TRAP_42 = 'trap "exit 42" TERM; while :; do sleep 1 & wait $!; done'
+TRAP_42 = 'trap "exit 42" TERM; while :; do sleep 1000 & wait $!; done'
 
 
 def pids_of(ctr, container_id: str) -> list[int]:
@@ -161,7 +161,15 @@ def test_memory_limit_oom(ctr, tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        time.sleep(0.2)
+        # Labelling the namespace makes an event: once it shows, ctr listens.
+        probe = iter(range(1000))
+
+        def listening() -> bool:
+            label = f"pyruntime-e2e-probe={next(probe)}"
+            ctr("namespaces", "label", ctr.daemon.namespace, label)
+            return "/namespaces/update" in events_log.read_text()
+
+        wait_for(listening, timeout=10, interval=0.3, what="ctr events to listen")
         container_id = ctr.new_id()
         flags = ["--rm", "--memory-limit", str(32 << 20)]
         command = ["sh", "-c", MEMORY_HOG]
