@@ -20,8 +20,10 @@ The steps, in order:
    its exit status, 128+N when signal N killed it.
 
 What the process JSON leaves out comes from the container, as the container's
-init had it: ``env``, ``capabilities``, ``rlimits`` and ``noNewPrivileges``;
-the seccomp filter, the cgroup and the namespaces are always the container's.
+init had it: ``env``, ``capabilities``, ``rlimits``, ``noNewPrivileges`` and
+the LSM labels (a missing ``user`` is root, as in runc); the seccomp filter,
+personality, memory policy, cgroup and namespaces are always the
+container's.
 """
 
 from __future__ import annotations
@@ -37,13 +39,10 @@ from pyruntime.errors import (
     ConfigError,
     SetupError,
     StateError,
-    UnsupportedError,
     UsageError,
 )
 from pyruntime.state import status as st
 from pyruntime.state.store import ContainerState, open_container, validate_id
-
-_SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
 @dataclass
@@ -72,8 +71,10 @@ class ExecOptions:
 def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
     """Run a process in a container; its exit status (0 when detached)."""
     from pyruntime.container import check_preserved_fds
+    from pyruntime.reexec import require_sealed
 
     validate_id(container_id)
+    require_sealed()
     state = load_running(root, container_id, opts.ignore_paused)
     if opts.process_file is None and not opts.args:
         raise UsageError("process args cannot be empty")
@@ -125,7 +126,7 @@ def build_process(container_process, opts: ExecOptions):
         process = merge_flags(container_process, opts)
         source = "exec process"
     check_process(process, source)
-    return drop_inherited_labels(process, container_process)
+    return process
 
 
 def read_process_file(path: str):
@@ -255,32 +256,11 @@ def check_process(process, source: str) -> None:
         rules.check_rlimits,
         rules.check_oom_score_adj,
         rules.check_console_size,
+        rules.check_process_attrs,
     )
     problems = [problem for check in checks for problem in check(spec)]
     if problems:
         raise ConfigError([p.removeprefix("process.") for p in problems], source)
-
-
-def drop_inherited_labels(process, container):
-    """Refuse a new SELinux label; keep only an AppArmor profile asked for here.
-
-    init does not apply ``apparmorProfile`` or ``selinuxLabel`` (pyruntime
-    has no LSM support yet), so the exec'd process inherits the same
-    confinement as init: none. A profile or label given to exec itself is
-    applied (AppArmor), or refused with a clear error.
-    """
-    label = process.selinux_label
-    if label and label != container.selinux_label:
-        if not os.path.exists(_SELINUX_ENFORCE):
-            raise UnsupportedError(
-                "selinux label is specified in config, but selinux is disabled "
-                "or not supported"
-            )
-        raise UnsupportedError(f'selinux label "{label}": pyruntime cannot set it')
-    profile = process.apparmor_profile
-    if profile == container.apparmor_profile:
-        profile = None
-    return dataclasses.replace(process, apparmor_profile=profile, selinux_label=None)
 
 
 def check_terminal(process, opts: ExecOptions) -> None:
@@ -375,8 +355,11 @@ def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
     """Plan security and build the tenant's request (nothing forked yet)."""
     from pyruntime.process.tenant import TenantRequest
     from pyruntime.security import capabilities as caps
-    from pyruntime.security import seccomp
+    from pyruntime.security import lsm, process_attrs, seccomp
 
+    # LSM labels without their LSM, rlimits above what may be raised.
+    lsm.check_process_labels(process)
+    process_attrs.check_rlimits_raisable(process)
     cap_plan = caps.plan_capabilities(process.capabilities)
     caps.check_host_capabilities(cap_plan)
     if cap_plan is not None:
@@ -388,6 +371,7 @@ def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
         init_pid=state.pid,
         init_start=state.pid_start,
         process=process,
+        linux=spec.linux,
         cgroup_paths=cgroup_paths,
         preserve_fds=opts.preserve_fds,
         capabilities=cap_plan,

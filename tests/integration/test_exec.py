@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from pyruntime.security import lsm
 from tests.conftest import assert_nothing_left, reap, runtime_command
 from tests.integration.test_namespaces import ID_MAP, open_bundle  # noqa: F401
 from tests.integration.test_process import (
@@ -436,6 +437,28 @@ def test_user_without_gid_keeps_the_containers_gid(runtime, running):
     assert result.stdout == "uid=1000(webapp) gid=0(root)\n", result.stderr
 
 
+def test_home_comes_from_the_containers_passwd(runtime, running):
+    cid, _ = running
+    result = runtime("exec", "-u", "1000", cid, "sh", "-c", "echo $HOME")
+    assert result.stdout == "/app\n"
+    assert runtime("exec", cid, "sh", "-c", "echo $HOME").stdout == "/root\n"
+
+
+@pytest.mark.skipif(lsm.apparmor_enabled(), reason="AppArmor is on")
+def test_apparmor_flag_without_apparmor_is_refused(runtime, running):
+    cid, _ = running
+    message = exec_refused(runtime, "--apparmor", "unconfined-x", cid, "true")
+    assert "apparmor" in message.lower()
+
+
+@pytest.mark.skipif(lsm.selinux_enabled(), reason="SELinux is on")
+def test_process_label_without_selinux_is_refused(runtime, running):
+    cid, _ = running
+    label = "system_u:system_r:container_t:s0"
+    message = exec_refused(runtime, "--process-label", label, cid, "true")
+    assert "selinux" in message.lower()
+
+
 SOME_CAPS = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
@@ -532,6 +555,26 @@ def test_process_file(runtime, running, tmp_path):
         "/etc",
         "uid=1000(webapp) gid=1000(webapp) groups=5(tty)",
         "from-json|",
+    ]
+
+
+def test_process_file_capabilities(runtime, running, tmp_path):
+    cid, _ = running
+    process = containerd_process(
+        user={"uid": 0, "gid": 0},
+        args=["grep", "-E", "^Cap(Bnd|Eff)", "/proc/self/status"],
+        capabilities={
+            name: ["CAP_CHOWN", "CAP_KILL"]
+            for name in ("bounding", "effective", "permitted")
+        },
+    )
+    result = runtime("exec", "-p", write_process(tmp_path, process), cid)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "CapEff:",
+        "0000000000000021",
+        "CapBnd:",
+        "0000000000000021",
     ]
 
 

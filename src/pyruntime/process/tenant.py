@@ -52,12 +52,10 @@ from pyruntime.linux.procfs import read_start_time
 from pyruntime.process import init
 from pyruntime.process.protocol import Channel
 from pyruntime.security import capabilities as caps
-from pyruntime.security import seccomp
+from pyruntime.security import lsm, process_attrs, seccomp
 
 #: ioctl(2) on a namespace file: an fd of the user namespace owning it.
 _NS_GET_USERNS = 0xB701
-#: Where AppArmor says whether it is enabled.
-_APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 _PASSWD = "/etc/passwd"
 
 
@@ -73,6 +71,8 @@ class TenantRequest:
     init_start: int | None
     #: The final process to run (a ``spec.model.Process``).
     process: object
+    #: The container's ``linux`` object (personality, memory policy).
+    linux: object | None = None
     #: The cgroup directories to join, as ``Manager.paths()``.
     cgroup_paths: dict = field(default_factory=dict)
     preserve_fds: int = 0
@@ -108,6 +108,11 @@ class TenantLaunch:
         parent, child = Channel.pair()
         self.req.runtime_pid = os.getpid()
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        preload_for_children()
+        log.debug(
+            "fork the tenant process: it joins the cgroup and init's namespaces, "
+            "then forks the exec process (a pid namespace takes children only)"
+        )
         pid = os.fork()
         if pid == 0:
             parent.close()
@@ -171,6 +176,12 @@ class TenantLaunch:
                 continue
 
 
+def preload_for_children() -> None:
+    """Import now what the children may need once they cannot import."""
+    if log.debug_enabled():
+        import traceback  # noqa: F401 (init.report_error formats tracebacks)
+
+
 def close_handed_over(req: TenantRequest) -> None:
     """The runtime's copies of the sockets the children now hold."""
     for fd in (req.listener_fd, req.console_fd):
@@ -190,8 +201,11 @@ def run_tenant(req: TenantRequest, chan: Channel) -> None:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != req.runtime_pid:
             os._exit(1)
+        process_attrs.apply_io_priority(req.process)
         init.set_oom_score_adj(req.process)
+        process_attrs.apply_initial_cpu_affinity(req.process)
         join_cgroup(req.cgroup_paths)
+        process_attrs.apply_final_cpu_affinity(req.process)
         opened = open_init_namespaces(req.init_pid, req.init_start)
         join_namespaces(opened)
         seal_imports()
@@ -217,14 +231,17 @@ def close_runtime_fds(req: TenantRequest) -> None:
 def join_cgroup(paths: dict) -> None:
     """Move into the container's cgroup (or the ``--cgroup`` sub-cgroup).
 
-    Done first, with the host's view of cgroupfs: the exec process is born
-    there. In a frozen cgroup the tenant stops here until ``resume``.
+    Done before any namespace, with the host's view of cgroupfs: the exec
+    process is born there. In a frozen cgroup the tenant stops here until
+    ``resume``. Joining a cpuset resets the CPU affinity: the initial
+    ``execCPUAffinity`` comes before, the final one after (as the spec says).
     """
     if not paths:
         return
     from pyruntime.cgroups import load_manager
 
-    log.debug(f"join cgroup {paths}")
+    directories = ", ".join(sorted(set(paths.values())))
+    log.debug(f"join the container's cgroup ({directories})")
     load_manager(paths).add_process(os.getpid())
 
 
@@ -289,7 +306,7 @@ def open_namespace_of(pid: int, ns_type: str) -> int | None:
 def join_namespaces(opened: list[tuple[str, int]]) -> None:
     """setns() into each opened namespace, in :func:`joining_order`."""
     for ns_type, fd in joining_order(opened):
-        log.debug(f"join the container's {ns_type} namespace")
+        log.debug(f"join init's {ns_type} namespace")
         namespaces.join_namespace(ns_type, fd)
 
 
@@ -351,8 +368,13 @@ def set_up_process(req: TenantRequest) -> tuple[dict[str, str], int | None]:
     enter_container_root()
     env = process_environment(process)
     slave = open_terminal(req)
+    lsm.apply_keyring_label(process)
+    init.join_new_keyring()
     init.apply_rlimits(process.rlimits)
-    apply_apparmor(process.apparmor_profile)
+    process_attrs.apply_personality(req.linux)
+    process_attrs.apply_memory_policy(req.linux)
+    process_attrs.apply_scheduler(process)
+    lsm.apply_exec_labels(process)
     init.set_no_new_privileges(process.no_new_privileges)
     init.give_stdio_to_user(user, [slave] if slave is not None else [0, 1, 2])
     if not process.no_new_privileges:
@@ -409,34 +431,6 @@ def open_terminal(req: TenantRequest) -> int | None:
     log.debug("send the pty master to the console socket")
     console.send_master(socket.socket(fileno=req.console_fd), master)
     return slave
-
-
-def apply_apparmor(profile: str | None) -> None:
-    """Ask for the AppArmor profile at exec time; refused without AppArmor."""
-    if not profile:
-        return
-    if not apparmor_enabled():
-        raise SetupError(
-            f'unable to start container process: apparmor profile "{profile}": '
-            "AppArmor is not enabled on this host"
-        )
-    try:
-        with open("/proc/self/attr/apparmor/exec", "w") as handle:
-            handle.write(f"exec {profile}")
-    except OSError as err:
-        raise SetupError(
-            f'unable to start container process: apparmor profile "{profile}": '
-            f"{os.strerror(err.errno).lower()}"
-        ) from err
-
-
-def apparmor_enabled() -> bool:
-    """Tell whether the host runs AppArmor."""
-    try:
-        with open(_APPARMOR_ENABLED) as handle:
-            return handle.read().strip() == "Y"
-    except OSError:
-        return False
 
 
 def load_filter(req: TenantRequest) -> None:
