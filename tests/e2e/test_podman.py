@@ -171,6 +171,7 @@ def test_cap_drop(pm):
         # podman adds passwd and group lines for ids the image does not name.
         ("4242:4343", "uid=4242(4242) gid=4343(4343) groups=4343(4343)"),
     ],
+    ids=["ids", "name", "unknown-ids"],
 )
 def test_user(pm, user, expected):
     result = pm.run("--rm", "--user", user, IMAGE, "id")
