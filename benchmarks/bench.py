@@ -393,6 +393,10 @@ class Bench:
             raise BenchError(f"{rt.name} state: unexpected output {result.out!r}")
         self.rec.add("state", rt.name, result.seconds)
         self.rec.memory("state", rt.name, result)
+        if Memory.on:
+            # Not a command, but what a created container costs until start.
+            pid = json.loads(result.out)["pid"]
+            self.rec.rss[("init, created (VmHWM)", rt.name)] = high_water_kib(pid)
 
     def bench_list_one(self, rt: Runtime) -> None:
         root, _ = self.created_container(rt)
@@ -609,6 +613,17 @@ class Bench:
                 if root.exists() and os.listdir(root):
                     leftovers.append(f"{rt.name}: state in {root}: {os.listdir(root)}")
         return leftovers
+
+
+def high_water_kib(pid: int) -> int:
+    """VmHWM of a live process (0 if unknown)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _alive(pid: int) -> bool:
@@ -872,7 +887,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     table, raw = report(bench, opts)
     raw["machine"] = machine()
-    raw["options"] = {k: v for k, v in vars(opts).items()}
+    raw["options"] = {
+        k: sorted(v) if isinstance(v, set) else v for k, v in vars(opts).items()
+    }
     print()
     print(table)
     for line in targets(raw):
