@@ -60,13 +60,7 @@ HOST_DIRS = [
 #: Scenarios that fail with pyruntime for a cause found and reported, by
 #: ``module::test``. Strict: once pyruntime is fixed the test passes, pytest
 #: reports that as a failure, and the entry must go.
-KNOWN_PYRUNTIME_FAILURES = {
-    "test_containerd.py::test_tty": (
-        "init keeps the create caller's stdout/stderr until start; with a "
-        "terminal, go-runc waits for EOF on that pipe, so `create` never "
-        "returns to the shim (runc puts the pty slave on 0/1/2 during create)"
-    ),
-}
+KNOWN_PYRUNTIME_FAILURES: dict[str, str] = {}
 
 EXEC_REASON = (
     "issue 5: `pyruntime exec` is still a not-implemented stub; the engine's "

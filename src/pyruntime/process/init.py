@@ -169,7 +169,7 @@ def run_init(req, chan: Channel) -> None:
     try:
         install_exit_handlers()
         chan.expect("go")
-        slave = set_up_container(req, chan)
+        set_up_container(req, chan)
         chan.send("ready")
         chan.close()
     except BaseException as err:
@@ -177,7 +177,7 @@ def run_init(req, chan: Channel) -> None:
         os._exit(1)
     wait_for_start(req)
     try:
-        exec_user_program(req, slave)
+        exec_user_program(req)
     except BaseException as err:
         message = describe_exec_error(req, err)
         # start waits on exec.fifo: the message makes it fail with our words.
@@ -199,8 +199,8 @@ def install_exit_handlers() -> None:
         signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
 
 
-def set_up_container(req, chan: Channel) -> int | None:
-    """Every step between namespaces and ``ready``; returns the pty slave."""
+def set_up_container(req, chan: Channel) -> None:
+    """Every step between namespaces and ``ready``."""
     spec = req.spec
     linux = spec.linux
     nss = linux.namespaces if linux else ()
@@ -217,7 +217,7 @@ def set_up_container(req, chan: Channel) -> int | None:
     run_create_container_hooks(req)
     req.listener_sock = connect_seccomp_listener(req)
     enter_root(req)
-    slave = set_up_console(req)
+    set_up_console(req)
     set_names(spec)
     apply_sysctls(linux.sysctl if linux else None)
     make_cwd(spec.process.cwd)
@@ -231,7 +231,7 @@ def set_up_container(req, chan: Channel) -> int | None:
     process_attrs.apply_scheduler(spec.process)
     lsm.apply_exec_labels(spec.process)
     set_no_new_privileges(spec.process.no_new_privileges)
-    give_stdio_to_user(spec.process.user, [slave] if slave is not None else [0, 1, 2])
+    give_stdio_to_user(spec.process.user, [0, 1, 2])
     if not spec.process.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
         # while init still has every capability, as runc does.
@@ -241,7 +241,6 @@ def set_up_container(req, chan: Channel) -> int | None:
     drop_capabilities(req.capabilities)
     change_directory(spec.process.cwd)
     req.executable = find_executable(spec.process.args[0], process_env(spec.process))
-    return slave
 
 
 def connect_seccomp_listener(req):
@@ -312,10 +311,15 @@ def enter_root(req) -> None:
     sys.path_importer_cache.clear()
 
 
-def set_up_console(req) -> int | None:
-    """Allocate the pty, bind it over /dev/console, send the master."""
+def set_up_console(req) -> None:
+    """Allocate the pty, bind it over /dev/console, send the master.
+
+    The slave becomes init's controlling terminal and stdio now, at create,
+    as in runc: the caller's own stdio (a pipe containerd's shim reads to its
+    end) must not stay open in the container until ``start``.
+    """
     if not req.spec.process.terminal:
-        return None
+        return
     size = req.spec.process.console_size
     master, slave, slave_path = console.open_pty(
         size.height if size else None, size.width if size else None
@@ -324,7 +328,7 @@ def set_up_console(req) -> int | None:
     rootfs.mount_console(slave_path)
     log.debug("send the pty master to the console socket")
     console.send_master(req.console_sock, master)
-    return slave
+    console.make_controlling_terminal(slave)
 
 
 def set_names(spec) -> None:
@@ -542,7 +546,7 @@ def wait_for_start(req) -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def exec_user_program(req, slave: int | None) -> None:
+def exec_user_program(req) -> None:
     """startContainer hooks, descriptors, then execve: the pid stays the same."""
     process = req.spec.process
     phase = hooks.hooks_of(req.spec, "start_container")
@@ -550,8 +554,6 @@ def exec_user_program(req, slave: int | None) -> None:
         log.debug("run startContainer hooks in the container")
         state = req.hook_state("created", os.getpid())
         hooks.run_hooks("start_container", phase, state, cwd="/")
-    if slave is not None:
-        console.make_controlling_terminal(slave)
     log.debug(
         f"close every descriptor but stdio and {req.preserve_fds} preserved; "
         f"exec {req.executable}"
