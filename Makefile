@@ -127,9 +127,10 @@ test-engines: deps rootfs install
 	scripts/test-engines.sh
 
 # Shell scripts by interpreter: POSIX sh ones also run under busybox or dash.
-SH_SCRIPTS := scripts/build-rootfs.sh scripts/show-container.sh \
+SH_SCRIPTS := scripts/build-rootfs.sh scripts/show-container.sh scripts/test-cgroup-v2.sh \
 	bundles/financial/hooks/financial-hook
-BASH_SCRIPTS := scripts/demo.sh scripts/install-system-packages.sh .ci/run
+BASH_SCRIPTS := scripts/demo.sh scripts/install-system-packages.sh scripts/test-engines.sh \
+	.ci/run
 
 # lint: the same checks as review; shell scripts get a syntax check.
 lint: deps
