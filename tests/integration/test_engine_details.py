@@ -93,6 +93,31 @@ def test_every_failure_is_one_json_line_appended(runtime, bundle, tmp_path):
     assert reap(pid) == 137
 
 
+def test_success_is_silent_and_the_log_stays_json(runtime, bundle, tmp_path):
+    """conmon's stderr pipe becomes the container's stderr: nothing on it."""
+    cid, pid = start_sleeper(runtime, bundle, tmp_path, start=False)
+    exec_pid_file = tmp_path / "exec.pid"
+    commands = [
+        ("start", cid),
+        ("state", cid),
+        ("exec", "-d", "--pid-file", str(exec_pid_file), cid, "sleep", "100"),
+        ("pause", cid),
+        ("resume", cid),
+        ("kill", cid, "9"),
+    ]
+    for args in commands:
+        result = runtime.detached(*args, log_json=True)
+        assert result.returncode == 0, (args, result.stderr)
+        assert result.stderr == "", args
+    exec_pid = int(exec_pid_file.read_text())
+    assert reap(exec_pid) == 137
+    assert reap(pid) == 137
+    assert runtime.detached("delete", cid, log_json=True).stderr == ""
+    text = runtime.log.read_text() if runtime.log.exists() else ""
+    for line in text.splitlines():
+        assert json.loads(line)["level"] != "error", line
+
+
 def test_kill_of_a_stopped_container(runtime, bundle, tmp_path):
     cid = stopped_container(runtime, bundle, tmp_path)
     for sig in ("9", "15", "KILL"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -500,6 +501,69 @@ def test_security_is_the_containers(runtime, containers, bundle):
     assert seen["NoNewPrivs"].strip() == "1"
     assert seen["Seccomp"].strip() == "2"
     assert lines[-2:] == ["512", "1024"]
+
+
+class SeccompAgent:
+    """A listener at ``listenerPath``: takes each notify fd and closes it.
+
+    With the fd closed, a notified system call fails (ENOSYS) instead of
+    waiting: the process goes on, and the message is kept for the test.
+    """
+
+    def __init__(self, path: Path, expected: int) -> None:
+        self.path = str(path)
+        self.messages: list[dict] = []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(expected)
+        self.server.settimeout(30)
+        self.thread = threading.Thread(target=self.serve, args=(expected,))
+        self.thread.start()
+
+    def serve(self, expected: int) -> None:
+        for _ in range(expected):
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                data, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+            self.messages.append(json.loads(data))
+            for fd in fds:
+                os.close(fd)
+
+    def close(self) -> None:
+        self.thread.join(40)
+        self.server.close()
+
+
+def test_seccomp_notify_fd_of_the_exec_process_reaches_the_agent(
+    runtime, containers, bundle, tmp_path
+):
+    agent = SeccompAgent(tmp_path / "agent.sock", expected=2)
+    try:
+
+        def edit(config):
+            config["linux"]["seccomp"] = {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [
+                    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}
+                ],
+                "listenerPath": agent.path,
+                "listenerMetadata": "from-exec-test",
+            }
+
+        cid, init_pid = containers(bundle, edit=edit)
+        result = runtime("exec", cid, "sh", "-c", "mkdir /newdir; echo rc=$?")
+    finally:
+        agent.close()
+    assert "rc=1" in result.stdout, result.stderr
+    assert len(agent.messages) == 2
+    message = agent.messages[1]
+    assert message["fds"] == ["seccompFd"]
+    assert message["metadata"] == "from-exec-test"
+    assert message["state"]["id"] == cid
+    assert message["state"]["pid"] == init_pid
 
 
 def test_no_new_privs_and_cap_flags(runtime, containers, bundle):

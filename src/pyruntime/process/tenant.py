@@ -348,26 +348,26 @@ def run_exec_process(req: TenantRequest, chan: Channel) -> None:
     log.set_actor("exec")
     try:
         chan.expect("go")
-        env, slave = set_up_process(req)
+        env = set_up_process(req)
         executable = find_program(req.process, env)
     except BaseException as err:
         init.report_error(chan, err)
         os._exit(1)
     try:
-        exec_program(req, executable, env, slave)
+        exec_program(req, executable, env)
     except BaseException as err:
         init.report_error(chan, describe_exec_failure(executable, err))
         os._exit(1)
 
 
-def set_up_process(req: TenantRequest) -> tuple[dict[str, str], int | None]:
+def set_up_process(req: TenantRequest) -> dict[str, str]:
     """Every step between the namespaces and the program lookup."""
     process = req.process
     user = process.user
     os.setsid()
     enter_container_root()
     env = process_environment(process)
-    slave = open_terminal(req)
+    open_terminal(req)
     lsm.apply_keyring_label(process)
     init.join_new_keyring()
     init.apply_rlimits(process.rlimits)
@@ -376,7 +376,7 @@ def set_up_process(req: TenantRequest) -> tuple[dict[str, str], int | None]:
     process_attrs.apply_scheduler(process)
     lsm.apply_exec_labels(process)
     init.set_no_new_privileges(process.no_new_privileges)
-    init.give_stdio_to_user(user, [slave] if slave is not None else [0, 1, 2])
+    init.give_stdio_to_user(user, [0, 1, 2])
     if not process.no_new_privileges:
         # Loading a filter without no_new_privs needs CAP_SYS_ADMIN.
         load_filter(req)
@@ -384,7 +384,7 @@ def set_up_process(req: TenantRequest) -> tuple[dict[str, str], int | None]:
     init.switch_user(user)
     init.drop_capabilities(req.capabilities)
     init.change_directory(process.cwd)
-    return env, slave
+    return env
 
 
 def enter_container_root() -> None:
@@ -420,17 +420,22 @@ def home_directory(uid: int) -> str:
     return "/"
 
 
-def open_terminal(req: TenantRequest) -> int | None:
-    """A pty from the container's devpts; the master goes to the console socket."""
+def open_terminal(req: TenantRequest) -> None:
+    """A pty from the container's devpts; the master goes to the console socket.
+
+    The slave becomes the controlling terminal and stdio at once: the
+    caller's own stdio (a pipe the containerd shim reads to its end) is not
+    the program's when it has a terminal.
+    """
     if not req.process.terminal:
-        return None
+        return
     size = req.process.console_size
-    master, slave, _ = console.open_pty(
+    master, slave, slave_path = console.open_pty(
         size.height if size else None, size.width if size else None
     )
-    log.debug("send the pty master to the console socket")
+    log.debug(f"open the terminal {slave_path}; send its master to the console")
     console.send_master(socket.socket(fileno=req.console_fd), master)
-    return slave
+    console.make_controlling_terminal(slave)
 
 
 def load_filter(req: TenantRequest) -> None:
@@ -453,10 +458,8 @@ def find_program(process, env: dict[str, str]) -> str:
     return init.find_executable(process.args[0], env)
 
 
-def exec_program(req, executable: str, env: dict[str, str], slave) -> None:
-    """Terminal, descriptors, the late seccomp filter, then execve."""
-    if slave is not None:
-        console.make_controlling_terminal(slave)
+def exec_program(req, executable: str, env: dict[str, str]) -> None:
+    """Descriptors, the late seccomp filter, then execve."""
     init.keep_descriptors(req.preserve_fds)
     log.debug(f"exec {executable}")
     if req.process.no_new_privileges:
