@@ -8,8 +8,9 @@ line with ``--log``), and leave the container as it was.
 
 ``PYRUNTIME_TEST_RUNTIME=runc`` runs the same tests against runc; the few that
 check pyruntime's own choices (what a process file inherits, the foreground
-terminal relay, refusing a sub-cgroup outside the container's) are marked
-``ours_only``.
+terminal relay, refusing a sub-cgroup outside the container's, the JSON path
+in a process file's error, joining a host-owned namespace of a user namespace
+container, the time namespace) are marked ``ours_only`` or left out for runc.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ import pytest
 
 from pyruntime.security import lsm
 from tests.conftest import assert_nothing_left, reap, runtime_command
-from tests.integration.test_namespaces import ID_MAP, open_bundle  # noqa: F401
+from tests.integration.test_namespaces import (  # noqa: F401 (fixtures)
+    ID_MAP,
+    holders,
+    open_bundle,
+)
 from tests.integration.test_process import (
     ConsoleReceiver,
     read_until_closed,
@@ -397,6 +402,35 @@ def test_user_namespace_container(runtime, containers, open_bundle):  # noqa: F8
     uid_map, uid = result.stdout.splitlines()
     assert uid_map.split() == ["0", "100000", "65536"]
     assert uid == "0"
+
+
+@ours_only  # runc 1.1.5 joins the user namespace first: setns(net) gets EPERM
+def test_host_owned_namespace_is_joined_before_the_user_namespace(
+    runtime,
+    containers,
+    open_bundle,  # noqa: F811
+    holders,  # noqa: F811
+):
+    # The host owns the holder's network namespace: joined after the
+    # container's user namespace, it would need capabilities the tenant no
+    # longer has on the host.
+    holder = holders.unshare("--net")
+
+    def edit(config):
+        use_userns(config)
+        config["linux"]["namespaces"] = [
+            ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"
+        ] + [{"type": "network", "path": f"/proc/{holder}/ns/net"}]
+        for mount in config["mounts"]:
+            if mount["destination"] == "/sys":
+                mount.update(type="bind", source="/sys", options=["rbind", "ro"])
+
+    cid, init_pid = containers(open_bundle, edit=edit)
+    pid = containers.detach(cid, "sleep", "100")
+    wait_for_comm(pid, "sleep")
+    assert ns_of(pid, "net") == ns_of(holder, "net")
+    for name in NAMESPACES:
+        assert ns_of(pid, name) == ns_of(init_pid, name), name
 
 
 # -------------------------------------------------------- the process flags
