@@ -228,12 +228,6 @@ def open_files(pid: int) -> list[str]:
     return [os.readlink(os.path.join(base, fd)) for fd in os.listdir(base)]
 
 
-@pytest.mark.xfail(
-    OURS,
-    strict=True,
-    reason="init is forked from the runtime and keeps the caller's descriptors "
-    "until start (closed only at execve); runc's init never gets them",
-)
 def test_created_init_holds_no_descriptor_of_the_caller(runtime, bundle, tmp_path):
     bundle.edit(lambda c: c["process"].update(args=["sleep", "1000"]))
     cid = runtime.new_id("eng")

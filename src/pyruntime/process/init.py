@@ -48,6 +48,7 @@ def run_intermediate(req, chan: Channel) -> None:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != req.runtime_pid:
             os._exit(1)
+        close_caller_fds(3 + req.preserve_fds)
         enter_cgroup(req)
         process_attrs.apply_io_priority(req.spec.process)
         set_oom_score_adj(req.spec.process)
@@ -60,6 +61,27 @@ def run_intermediate(req, chan: Channel) -> None:
         report_error(chan, err)
         os._exit(1)
     os._exit(0)
+
+
+def close_caller_fds(first: int) -> None:
+    """Close what the caller passed beyond stdio and ``--preserve-fds``.
+
+    The runtime's own descriptors are close-on-exec (Python opens them so);
+    a descriptor without that flag came from the caller (containerd's shim
+    hands one on fd 3) and must not stay open in the container's init while
+    it waits for ``start``, nor reach the program.
+    """
+    import fcntl
+
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd < first:
+            continue
+        try:
+            if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                os.close(fd)
+        except OSError:
+            pass  # the directory's own fd, already gone
 
 
 def enter_cgroup(req) -> None:
