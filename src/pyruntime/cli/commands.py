@@ -70,7 +70,7 @@ def require_args(ctx: click.Context, args: tuple, count: int, at_least=False) ->
     """runc's argument-count check and message."""
     wrong = len(args) < count if at_least else len(args) != count
     if wrong:
-        kind = "at least" if at_least else "exactly"
+        kind = "a minimum of" if at_least else "exactly"
         click.echo("Incorrect Usage.\n")
         click.echo(ctx.get_help())
         raise UsageError(
