@@ -48,6 +48,22 @@ def reap_orphans() -> None:
             return
 
 
+def settle_orphans(cid: str, timeout: float = 5.0) -> None:
+    """Reap until no process of ``cid`` is left, or ``timeout`` passes.
+
+    A child of the killed runtime that was forked before its pid could be
+    recorded (init waiting for the runtime's word) ends by itself when it
+    reads the end of the dead runtime's socket; on a loaded machine that
+    takes a moment. One still there after ``timeout`` is a leak.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        reap_orphans()
+        if not processes_mentioning(cid) or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 def read_pid(path: Path) -> int:
     return int(path.read_text())
 
@@ -185,7 +201,7 @@ def test_sigkilled_create_is_cleaned_by_delete_force(runtime, bundle, point):
     kill_create(runtime, bundle, cid, point)
     result = runtime("delete", "--force", cid)
     assert result.returncode == 0, result.stderr
-    reap_orphans()
+    settle_orphans(cid)
     assert_nothing_left(runtime, cid, str(bundle.path))
     # None of the host's mounts appeared because of this container.
     new_mounts = set(mounts_mentioning("")) - host_mounts
