@@ -705,7 +705,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "runc": (runc.stdout.splitlines() or ["?"])[0] if runc.returncode == 0 else "-",
         "cgroup": "v2" if fs == "cgroup2fs" else "v1 or hybrid",
-        "load": os.getloadavg(),
+        "load_after": os.getloadavg(),
     }
 
 
@@ -873,6 +873,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {opts.runc} not found: pyruntime alone", file=sys.stderr)
         opts.runc = "none"
     become_subreaper()
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="pyruntime-bench-"))
     bench = Bench(opts, workdir)
     failure = None
@@ -886,7 +887,15 @@ def main(argv: list[str] | None = None) -> int:
         leftovers = bench.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     table, raw = report(bench, opts)
-    raw["machine"] = machine()
+    raw["machine"] = info = machine()
+    info["load_before"] = load_before
+    table += (
+        f"\n{info['cpu']}, {info['cpus']} CPUs, {info['memory_gib']} GiB, "
+        f"Linux {info['kernel']}, cgroup {info['cgroup']}, Python {info['python']}, "
+        f"{info['runc']}; load average {load_before[0]:.2f} before, "
+        f"{info['load_after'][0]:.2f} after; {opts.reps} rounds after "
+        f"{opts.warmup} warm-up, medians.\n"
+    )
     raw["options"] = {
         k: sorted(v) if isinstance(v, set) else v for k, v in vars(opts).items()
     }
