@@ -343,16 +343,9 @@ def refuse_start(status: str) -> None:
 
 def release_init(cdir: ContainerDir, state: ContainerState) -> str | None:
     """Hand init its start byte on exec.fifo; return init's failure, if any."""
-    from pyruntime.process.protocol import release_init as handshake
+    from pyruntime.process.fifo import release_init as handshake
 
-    try:
-        return handshake(cdir.fifo_path, state.pid)
-    finally:
-        # Whatever happened, the container is no longer "created".
-        try:
-            os.unlink(cdir.fifo_path)
-        except FileNotFoundError:
-            pass
+    return handshake(cdir.fifo_path, state.pid)
 
 
 def stop_failed_start(state: ContainerState) -> None:

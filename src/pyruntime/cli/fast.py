@@ -31,7 +31,7 @@ the start, under its own lock):
 - ``kill ID [SIGNAL]`` of a created or running container: a pidfd signal to
   init. ``--all``, a paused or half-created container go the long way.
 - ``start ID`` of a created container without poststart hooks: the
-  exec.fifo handshake of :func:`pyruntime.process.protocol.release_init`,
+  exec.fifo handshake of :func:`pyruntime.process.fifo.release_init`,
   repeated here (that module imports :mod:`socket` and :mod:`json`).
 - ``delete ID`` of a stopped container without poststop hooks whose cgroups
   hold no process and no child cgroup: ``rmdir`` of each, then the state
@@ -272,6 +272,11 @@ def cmd_start(glob: Globals, _options: dict, args: list[str]) -> None:
             and st.current_status(cdir, state) == st.CREATED
         )
         if simple:
+            from pyruntime.process.fifo import release_init
+
+            log.debug(
+                "write the start byte to exec.fifo; wait until init execs or fails"
+            )
             failure = release_init(cdir.fifo_path, state.pid)
             if failure is None:
                 state.status = st.RUNNING
@@ -421,85 +426,6 @@ def _has_hooks(state, phase: str) -> bool:
         return True
     hooks = config.get("hooks") or {}
     return not isinstance(hooks, dict) or bool(hooks.get(phase))
-
-
-#: What ``start`` writes into exec.fifo (pyruntime.process.protocol.START_BYTE).
-_START_BYTE = b"0"
-
-
-def release_init(fifo_path: str, init_pid: int) -> str | None:
-    """``start``'s side of the exec.fifo handshake; init's failure, if any.
-
-    The same steps as :func:`pyruntime.process.protocol.release_init` (see
-    its module for the protocol), then exec.fifo is removed whatever
-    happened, as :func:`pyruntime.container.release_init` does.
-    """
-    import errno
-
-    try:
-        try:
-            probe = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as err:
-            if err.errno in (errno.ENXIO, errno.ENOENT):
-                # Nobody holds the fifo for reading: init is gone.
-                raise StateError("cannot start a container that has stopped") from None
-            raise
-        try:
-            # The reader is opened before the writer that carries the byte:
-            # a fifo reader sees POLLHUP only for writers opened after it.
-            reader = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            writer = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                os.write(writer, _START_BYTE)
-            finally:
-                os.close(writer)
-        finally:
-            os.close(probe)
-        try:
-            _wait_for_hangup(reader, init_pid)
-            report = _read_available(reader)
-        finally:
-            os.close(reader)
-    finally:
-        try:
-            os.unlink(fifo_path)
-        except FileNotFoundError:
-            pass
-    if report.startswith(_START_BYTE):
-        raise StateError("cannot start a container that has stopped")
-    return report.decode(errors="replace") or None
-
-
-def _wait_for_hangup(reader: int, init_pid: int) -> None:
-    """Wait until init has closed exec.fifo (exec or exit) or has exited."""
-    import select
-
-    poller = select.poll()
-    poller.register(reader, 0)  # POLLHUP is always reported
-    try:
-        pidfd = os.pidfd_open(init_pid)
-    except ProcessLookupError:
-        return
-    try:
-        poller.register(pidfd, select.POLLIN)
-        while not poller.poll():
-            pass
-    finally:
-        os.close(pidfd)
-
-
-def _read_available(fd: int) -> bytes:
-    """Read what a non-blocking fifo holds, up to its end or its emptiness."""
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def delete_stopped(root: str, container_id: str, force: bool) -> bool:

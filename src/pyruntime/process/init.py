@@ -22,7 +22,8 @@ import sys
 from pyruntime import console, hooks, log, namespaces, network, rootfs
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls as sc
-from pyruntime.process.protocol import Channel, report_start_failure
+from pyruntime.process.fifo import report_start_failure
+from pyruntime.process.protocol import Channel
 from pyruntime.security import capabilities as caps
 from pyruntime.security import lsm, process_attrs, seccomp
 
