@@ -39,10 +39,10 @@ from pyruntime.state.store import (
     ContainerDir,
     ContainerState,
     create_container_dir,
-    list_ids,
     open_container,
     validate_id,
 )
+from pyruntime.state.view import now_rfc3339
 
 
 @dataclass
@@ -56,13 +56,6 @@ class CreateOptions:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
-
-
-def now_rfc3339() -> str:
-    """UTC time with nanoseconds, as runc's ``created``."""
-    secs, frac = divmod(time.time_ns(), 1_000_000_000)
-    fraction = f".{frac:09d}".rstrip("0").rstrip(".")  # Go's RFC3339Nano
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + fraction + "Z"
 
 
 # --------------------------------------------------------------------- create
@@ -390,57 +383,6 @@ def _saved_hooks(state: ContainerState, phase: str):
 def load_state(cdir: ContainerDir) -> ContainerState:
     """Read a container's saved state."""
     return cdir.load()
-
-
-def describe(root: str, container_id: str) -> dict:
-    """The ``state`` document: the spec's fields plus runc's extras."""
-    with open_container(root, container_id, lock=False) as cdir:
-        state = load_state(cdir)
-        status = st.current_status(cdir, state)
-    return state_view(state, status, owner="")
-
-
-def state_view(state: ContainerState, status: str, owner: str) -> dict:
-    """Render a state in runc's key order."""
-    view = {
-        "ociVersion": state.oci_version or OCI_VERSION,
-        "id": state.id,
-        "pid": 0 if status == st.STOPPED else state.pid,
-        "status": status,
-        "bundle": state.bundle,
-        "rootfs": state.rootfs,
-        "created": state.created or now_rfc3339(),
-    }
-    if state.annotations:
-        view["annotations"] = state.annotations
-    view["owner"] = owner
-    return view
-
-
-def list_containers(root: str) -> list[dict]:
-    """Every container under ``root``; unreadable ones are reported and skipped."""
-    views = []
-    for container_id in list_ids(root):
-        try:
-            with open_container(root, container_id, lock=False) as cdir:
-                state = load_state(cdir)
-                status = st.current_status(cdir, state)
-                owner = owner_name(os.stat(cdir.path).st_uid)
-        except RuntimeError_ as err:
-            log.warning(f"list: skip `{container_id}`: {err}")
-            continue
-        views.append(state_view(state, status, owner))
-    return views
-
-
-def owner_name(uid: int) -> str:
-    """The user name owning a container directory, or ``#uid``."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"#{uid}"
 
 
 # ----------------------------------------------------------------------- kill

@@ -187,10 +187,10 @@ def run(
 @click.pass_context
 def state(ctx, args):
     """Print a container's state as JSON."""
-    from pyruntime import container
+    from pyruntime.state.view import describe
 
     require_args(ctx, args, 1)
-    view = container.describe(ctx.obj.root, args[0])
+    view = describe(ctx.obj.root, args[0])
     sys.stdout.write(json.dumps(view, indent=2))
     sys.stdout.flush()
 
@@ -227,11 +227,11 @@ def delete(ctx, force, args):
 @click.pass_context
 def list_(ctx, fmt, quiet):
     """List the containers under the state root."""
-    from pyruntime import container
+    from pyruntime.state.view import format_table, list_views
 
     if fmt not in ("table", "json"):
         raise UsageError(f"invalid format option: {fmt}")
-    views = container.list_containers(ctx.obj.root)
+    views = list_views(ctx.obj.root)
     if quiet:
         for view in views:
             click.echo(view["id"])
@@ -239,21 +239,6 @@ def list_(ctx, fmt, quiet):
         click.echo(json.dumps(views or None, separators=(",", ":")))
     else:
         click.echo(format_table(views), nl=False)
-
-
-def format_table(views: list[dict]) -> str:
-    """Align like Go's tabwriter(minwidth 12, padding 3); last column unpadded."""
-    header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
-    rows = [header] + [
-        [v["id"], str(v["pid"]), v["status"], v["bundle"], v["created"], v["owner"]]
-        for v in views
-    ]
-    widths = [max(12, max(len(row[i]) for row in rows) + 3) for i in range(5)]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:5])]
-        lines.append("".join(cells) + row[5] + "\n")
-    return "".join(lines)
 
 
 @click.command()
