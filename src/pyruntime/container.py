@@ -402,7 +402,7 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
 
         load_manager(state.cgroup_paths).kill_all(sig)
     else:
-        signal_init(state, sig)
+        st.signal_init(state, sig)
     if sig == signal.SIGKILL and status == st.PAUSED:
         thaw_after_kill(state)
 
@@ -419,22 +419,6 @@ def thaw_after_kill(state: ContainerState) -> None:
         load_manager(state.cgroup_paths).thaw()
     except (OSError, RuntimeError_) as err:
         log.warning(f"kill: thaw `{state.id}` after SIGKILL: {err}")
-
-
-def signal_init(state: ContainerState, sig: int) -> None:
-    """Signal init through a pidfd, so a recycled pid is never hit."""
-    try:
-        pidfd = os.pidfd_open(state.pid)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    try:
-        if read_start_time(state.pid) != state.pid_start:
-            raise StateError("container not running")
-        signal.pidfd_send_signal(pidfd, sig)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    finally:
-        os.close(pidfd)
 
 
 # --------------------------------------------------------------------- delete
@@ -495,7 +479,7 @@ def kill_init(state: ContainerState) -> None:
         except (OSError, RuntimeError_):
             pass
     try:
-        signal_init(state, signal.SIGKILL)
+        st.signal_init(state, signal.SIGKILL)
     except StateError:
         return
     wait_for_exit(state, timeout=10.0)

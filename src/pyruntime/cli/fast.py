@@ -250,7 +250,7 @@ def cmd_kill(glob: Globals, options: dict, args: list[str]) -> None:
             state = cdir.load()
             status = st.current_status(cdir, state)
         if status in (st.CREATED, st.RUNNING):
-            signal_init(state, sig)
+            st.signal_init(state, sig)
             return
         if status == st.STOPPED:
             raise StateError("container not running")
@@ -393,26 +393,6 @@ def parse_signal(text: str) -> int:
     if name not in numbers:
         raise UsageError(f'unknown signal "{text}"')
     return numbers[name]
-
-
-def signal_init(state, sig: int) -> None:
-    """Signal init through a pidfd, so a recycled pid is never hit."""
-    import _signal
-
-    from pyruntime.linux.procfs import read_start_time
-
-    try:
-        pidfd = os.pidfd_open(state.pid)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    try:
-        if read_start_time(state.pid) != state.pid_start:
-            raise StateError("container not running")
-        _signal.pidfd_send_signal(pidfd, sig)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    finally:
-        os.close(pidfd)
 
 
 def _has_hooks(state, phase: str) -> bool:

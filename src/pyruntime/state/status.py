@@ -18,6 +18,8 @@ A reused pid is told apart by the start time saved with it.
 
 from __future__ import annotations
 
+import os
+
 from pyruntime.linux.procfs import is_alive
 from pyruntime.state.store import ContainerDir, ContainerState
 
@@ -42,3 +44,28 @@ def current_status(cdir: ContainerDir, state: ContainerState) -> str:
     if cdir.fifo_exists():
         return CREATED
     return RUNNING
+
+
+def signal_init(state: ContainerState, sig: int) -> None:
+    """Signal init through a pidfd, so a recycled pid is never hit.
+
+    ``_signal`` rather than :mod:`signal`, whose enums cost more to import
+    than a whole ``kill`` may take.
+    """
+    import _signal
+
+    from pyruntime.errors import StateError
+    from pyruntime.linux.procfs import read_start_time
+
+    try:
+        pidfd = os.pidfd_open(state.pid)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    try:
+        if read_start_time(state.pid) != state.pid_start:
+            raise StateError("container not running")
+        _signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    finally:
+        os.close(pidfd)
