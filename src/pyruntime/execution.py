@@ -29,7 +29,6 @@ container's.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pyruntime.errors import (
     StateError,
     UsageError,
 )
+from pyruntime.spec import model
 from pyruntime.state import status as st
 from pyruntime.state.store import ContainerState, open_container, validate_id
 
@@ -165,7 +165,7 @@ def inherit_from_container(process, container):
         changes["selinux_label"] = container.selinux_label
     if process.user is None:
         changes["user"] = User(uid=0, gid=0)
-    return dataclasses.replace(process, **changes)
+    return model.replace(process, **changes)
 
 
 def merge_flags(container, opts: ExecOptions):
@@ -185,7 +185,7 @@ def merge_flags(container, opts: ExecOptions):
         changes["selinux_label"] = opts.process_label
     if opts.no_new_privs:
         changes["no_new_privileges"] = True
-    return dataclasses.replace(container, **changes)
+    return model.replace(container, **changes)
 
 
 def merge_user(user, opts: ExecOptions):
@@ -195,13 +195,13 @@ def merge_user(user, opts: ExecOptions):
     user = user or User(uid=0, gid=0)
     if opts.user:
         uid, gid = parse_user(opts.user)
-        user = dataclasses.replace(user, uid=uid, gid=user.gid if gid is None else gid)
+        user = model.replace(user, uid=uid, gid=user.gid if gid is None else gid)
     for gid in opts.additional_gids:
         if gid < 0:
             raise UsageError(f"additional-gids must be a positive number {gid}")
     if opts.additional_gids:
         gids = (*(user.additional_gids or ()), *opts.additional_gids)
-        user = dataclasses.replace(user, additional_gids=gids)
+        user = model.replace(user, additional_gids=gids)
     return user
 
 
@@ -241,7 +241,7 @@ def add_capabilities(capabilities, names: tuple[str, ...]):
     }
     if capabilities.inheritable is not None:
         changes["ambient"] = (*(capabilities.ambient or ()), *added)
-    return dataclasses.replace(capabilities, **changes)
+    return model.replace(capabilities, **changes)
 
 
 def check_process(process, source: str) -> None:

@@ -23,7 +23,6 @@ the container's state, compact JSON with no trailing newline.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -58,18 +57,20 @@ def with_container_env(spec):
     process = getattr(spec, "process", None)
     if spec_hooks is None or process is None:
         return spec
+    from pyruntime.spec import model
+
     env = tuple(process.env or ())
     changes = {}
     for phase in CONTAINER_PHASES:
         phase_hooks = getattr(spec_hooks, phase) or ()
         if any(hook.env is None for hook in phase_hooks):
             changes[phase] = tuple(
-                dataclasses.replace(hook, env=env) if hook.env is None else hook
+                model.replace(hook, env=env) if hook.env is None else hook
                 for hook in phase_hooks
             )
     if not changes:
         return spec
-    return dataclasses.replace(spec, hooks=dataclasses.replace(spec_hooks, **changes))
+    return model.replace(spec, hooks=model.replace(spec_hooks, **changes))
 
 
 def state_document(

@@ -16,7 +16,6 @@ nothing stops at the first problem:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -253,7 +252,7 @@ def decode_document(ctx: Context, document: dict) -> None:
     problems.extend(decode.check_oci_version(document.get("ociVersion")))
     report_problems(ctx, problems, "decode")
     ctx.partial = bool(problems)
-    ctx.spec = dataclasses.replace(spec, raw=document)
+    ctx.spec = model.replace(spec, raw=document)
 
 
 def validate_document(ctx: Context) -> None:
@@ -367,11 +366,11 @@ def model_shape(hint: Any) -> tuple[str, type | None]:
         return model_shape(inner[0])
     if origin is tuple:
         item = typing.get_args(hint)[0]
-        return ("array", item if dataclasses.is_dataclass(item) else None)
+        return ("array", item if model.is_model(item) else None)
     if origin is dict:
         item = typing.get_args(hint)[1]
-        return ("map", item if dataclasses.is_dataclass(item) else None)
-    if dataclasses.is_dataclass(hint):
+        return ("map", item if model.is_model(item) else None)
+    if model.is_model(hint):
         return ("object", hint)
     return ("scalar", None)
 

@@ -10,7 +10,6 @@ not have yet.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import re
@@ -19,6 +18,7 @@ from pyruntime.check.cgroups import check_cgroups
 from pyruntime.check.context import Context, dig
 from pyruntime.check.findings import HOST, split_problem
 from pyruntime.errors import RuntimeError_
+from pyruntime.spec import model
 
 CAP_SYS_RESOURCE = 24
 #: seccomp actions -> their names in /proc/sys/kernel/seccomp/actions_avail.
@@ -105,7 +105,7 @@ def check_rlimits(ctx: Context) -> None:
     items = list(dig(process, "rlimits") or ())
     for _ in range(len(items)):
         try:
-            check_rlimits_raisable(dataclasses.replace(process, rlimits=tuple(items)))
+            check_rlimits_raisable(model.replace(process, rlimits=tuple(items)))
         except RuntimeError_ as err:
             where, message = split_problem(str(err))
             ctx.report.error(
@@ -117,7 +117,7 @@ def check_rlimits(ctx: Context) -> None:
             )
             index = int(re.search(r"rlimits\[(\d+)\]", where)[1])
             # The runtime stops at the first; look at the others as well.
-            items[index] = dataclasses.replace(items[index], soft=0, hard=0)
+            items[index] = model.replace(items[index], soft=0, hard=0)
             continue
         return
 
@@ -178,7 +178,7 @@ def check_lsm_labels(ctx: Context) -> None:
 
 def one_label_each(spec) -> list:
     """Copies of ``spec`` keeping one LSM label each (the check stops at one)."""
-    replace = dataclasses.replace
+    replace = model.replace
     copies = [replace(spec, process=None)]  # linux.mountLabel alone
     process, linux = spec.process, spec.linux
     if process is None:

@@ -1,4 +1,4 @@
-"""The OCI config: decode config.json into frozen dataclasses, then validate it.
+"""The OCI config: decode config.json into frozen model classes, then validate it.
 
 ``load_spec``/``decode_spec`` turn JSON into a ``Spec`` (``spec.model``) and
 report every type problem with its JSON path; ``validate_spec``/``check_spec``

@@ -13,7 +13,6 @@ Cross-field rules (absolute paths, namespaces...) live in ``spec.validate``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -58,12 +57,16 @@ _JSON_TYPES = {
 _SCALAR_NAMES = {str: "string", bool: "boolean"}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class _Field:
-    attr: str
-    key: str
-    hint: Any
-    required: bool
+    """How to decode one field of a model class."""
+
+    __slots__ = ("attr", "hint", "key", "required")
+
+    def __init__(self, attr: str, key: str, hint: Any, required: bool) -> None:
+        self.attr = attr
+        self.key = key
+        self.hint = hint
+        self.required = required
 
 
 class _NonFiniteNumber(ValueError):
@@ -103,7 +106,7 @@ def decode_spec(text: str, source: str = CONFIG_NAME) -> Spec:
     problems.extend(check_oci_version(document.get("ociVersion")))
     if problems:
         raise ConfigError(problems, source)
-    return dataclasses.replace(spec, raw=document)
+    return model.replace(spec, raw=document)
 
 
 def decode_process(text: str, source: str = "process.json") -> Process:
@@ -201,14 +204,9 @@ def fields_of(cls: type) -> tuple[_Field, ...]:
     """Return how to decode each field of a model class (cached per class)."""
     hints = typing.get_type_hints(cls, include_extras=True)
     return tuple(
-        _Field(
-            f.name,
-            model.json_name(f),
-            hints[f.name],
-            bool(f.metadata.get(model.REQUIRED_KEY)),
-        )
-        for f in dataclasses.fields(cls)
-        if not f.metadata.get(model.SKIP_KEY)
+        _Field(f.name, f.key, hints[f.name], f.required)
+        for f in model.fields(cls)
+        if f.key is not None
     )
 
 
@@ -226,7 +224,7 @@ def decode_value(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
         return decode_array(typing.get_args(hint)[0], value, path, problems)
     if origin is dict:
         return decode_map(typing.get_args(hint)[1], value, path, problems)
-    if dataclasses.is_dataclass(hint):
+    if model.is_model(hint):
         return decode_object(hint, value, path, problems)
     if hint in _SCALAR_NAMES:
         return decode_scalar(hint, value, path, problems)

@@ -1,4 +1,4 @@
-"""The OCI runtime-spec config (v1.2/1.3) as frozen, typed dataclasses.
+"""The OCI runtime-spec config (v1.2/1.3) as frozen, typed classes.
 
 This module owns the *shape* of config.json and nothing else: no I/O, no
 checks. Each class mirrors one JSON object of the runtime-spec; an attribute is
@@ -6,42 +6,220 @@ the snake_case of its JSON name. The decoder (``spec.decode``) walks these
 classes generically, so everything it needs is declared here:
 
 - the JSON name: derived from the attribute (``oom_score_adj`` ->
-  ``oomScoreAdj``, ``class_`` -> ``class``) unless a field overrides it
-  (``container_id`` -> ``containerID``);
-- whether the spec marks the key REQUIRED (``metadata=REQUIRED``);
+  ``oomScoreAdj``, ``class_`` -> ``class``) unless a field says otherwise
+  (``container_id: U32 = renamed("containerID", required=True)``);
+- whether the spec marks the key REQUIRED (``= REQUIRED``);
 - the JSON kind, from the annotation: ``str``, ``bool``, an integer range alias
   (``U32``, ``I64``...), a nested class, ``tuple[X, ...]`` for arrays and
   ``dict[str, X]`` for free-form maps.
 
 Every optional field defaults to ``None`` when absent (never an empty tuple), so
 "not set" and "set to empty" stay distinguishable.
+
+The classes behave as frozen, slotted dataclasses (keyword or positional
+construction in field order, every field defaulting to ``None``, equality,
+hashing and ``repr`` over the fields, assignment refused), but they are built
+by :class:`Model` without :mod:`dataclasses`: every ``create``, ``run`` and
+``exec`` imports this module, and generating the methods of 38 dataclasses
+costs more than the rest of the config work. :func:`replace` and
+:func:`fields` stand in for the :mod:`dataclasses` functions of those names.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Annotated, Any
 
-#: Metadata keys read by the decoder.
-JSON_KEY = "json"
-REQUIRED_KEY = "required"
-SKIP_KEY = "skip"
 
-
-@dataclass(frozen=True, slots=True)
 class IntRange:
     """The integer type of a JSON number field, as the spec's Go bindings type it."""
 
-    name: str
-    low: int
-    high: int
+    __slots__ = ("high", "low", "name")
+
+    def __init__(self, name: str, low: int, high: int) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __repr__(self) -> str:
+        return f"IntRange(name={self.name!r}, low={self.low!r}, high={self.high!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.name, self.low, self.high) == (other.name, other.low, other.high)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.low, self.high))
 
     @property
     def expected(self) -> str:
         """How a problem message names this kind."""
         return "unsigned integer" if self.low == 0 else "integer"
+
+
+class FrozenInstanceError(AttributeError):
+    """Assignment to a field of a model object (they are immutable)."""
+
+
+class Field:
+    """One field of a model class: as declared, then as :func:`fields` lists it.
+
+    In a class body it is the default value of an annotated attribute
+    (:data:`REQUIRED`, :func:`renamed`, :data:`NOT_JSON`); the class keeps
+    one per attribute, with ``name`` and the JSON ``key`` filled in.
+    """
+
+    __slots__ = ("compare", "key", "name", "required")
+
+    def __init__(
+        self,
+        name: str | None = None,
+        key: str | None = None,
+        required: bool = False,
+        compare: bool = True,
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.required = required
+        #: False for ``Spec.raw``: not in JSON, equality, hashing or repr.
+        self.compare = compare
+
+    def __repr__(self) -> str:
+        return (
+            f"Field(name={self.name!r}, key={self.key!r}, "
+            f"required={self.required!r}, compare={self.compare!r})"
+        )
+
+
+#: The default of a key the spec marks REQUIRED. The value stays ``None`` so
+#: classes keep the spec's field order for positional construction; the
+#: decoder reports the missing key.
+REQUIRED = Field(required=True)
+#: The default of an attribute that is not a JSON key (``Spec.raw``).
+NOT_JSON = Field(compare=False)
+
+
+def renamed(json: str, *, required: bool = False) -> Field:
+    """The default of a key whose JSON name is not the plain camelCase."""
+    return Field(key=json, required=required)
+
+
+def json_name(attr: str) -> str:
+    """The plain camelCase JSON key of an attribute (``class_`` -> ``class``)."""
+    head, *rest = attr.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+class _ModelType(type):
+    """Makes each annotated attribute of a class body a slot and a field."""
+
+    def __new__(mcls, name: str, bases: tuple, namespace: dict[str, Any]):
+        attrs = tuple(namespace.get("__annotations__", ()))
+        table = []
+        for attr in attrs:
+            declared = namespace.pop(attr, None)
+            if declared is not None and not isinstance(declared, Field):
+                raise TypeError(f"{name}.{attr}: a model field defaults to None")
+            declared = declared or Field()
+            key = (declared.key or json_name(attr)) if declared.compare else None
+            table.append(Field(attr, key, declared.required, declared.compare))
+        namespace["__slots__"] = attrs
+        namespace["__match_args__"] = attrs
+        cls = super().__new__(mcls, name, bases, namespace)
+        cls._fields = tuple(table)
+        cls._names = attrs
+        cls._compared = tuple(f.name for f in table if f.compare)
+        return cls
+
+
+class Model(metaclass=_ModelType):
+    """The base of the model classes: frozen, slotted, compared by field."""
+
+    # No annotations here: in a model class body they declare fields.
+    __slots__ = ()
+    _fields = ()
+    _names = ()
+    _compared = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self._names
+        cls_name = type(self).__qualname__
+        if len(args) > len(names):
+            raise TypeError(
+                f"{cls_name}.__init__() takes from 1 to {len(names) + 1} "
+                f"positional arguments but {len(args) + 1} were given"
+            )
+        setter = object.__setattr__
+        for attr, value in zip(names, args, strict=False):
+            if attr in kwargs:
+                raise TypeError(
+                    f"{cls_name}.__init__() got multiple values for argument {attr!r}"
+                )
+            setter(self, attr, value)
+        for attr in names[len(args) :]:
+            setter(self, attr, kwargs.pop(attr, None))
+        if kwargs:
+            unknown = next(iter(kwargs))
+            raise TypeError(
+                f"{cls_name}.__init__() got an unexpected keyword argument {unknown!r}"
+            )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, attr) for attr in self._compared)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{a}={getattr(self, a)!r}" for a in self._compared)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __reduce__(self):
+        return type(self), tuple(getattr(self, attr) for attr in self._names)
+
+
+def is_model(obj: Any) -> bool:
+    """Tell whether ``obj`` is a model class (the decoder's nested objects)."""
+    return isinstance(obj, type) and issubclass(obj, Model)
+
+
+def fields(cls_or_obj: Any) -> tuple[Field, ...]:
+    """The fields of a model class or object, in declaration order."""
+    return cls_or_obj._fields
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """A copy of the model object ``obj`` with some fields changed.
+
+    Other objects go to :func:`dataclasses.replace`.
+    """
+    if not isinstance(obj, Model):
+        import dataclasses
+
+        return dataclasses.replace(obj, **changes)
+    values = {attr: getattr(obj, attr) for attr in obj._names}
+    for attr in changes:
+        if attr not in values:
+            raise TypeError(
+                f"{type(obj).__qualname__}.__init__() got an unexpected keyword "
+                f"argument {attr!r}"
+            )
+    values.update(changes)
+    return type(obj)(**values)
 
 
 U16 = Annotated[int, IntRange("uint16", 0, 2**16 - 1)]
@@ -54,46 +232,23 @@ UINT = U64
 INT = I64
 
 
-#: Field metadata for a key the spec marks REQUIRED. The default stays ``None``
-#: so classes keep the spec's field order for positional construction; the
-#: decoder reports the missing key.
-REQUIRED = MappingProxyType({REQUIRED_KEY: True})
-
-
-def renamed(json: str, *, required: bool = False) -> dict[str, Any]:
-    """Field metadata for a key whose JSON name is not the plain camelCase."""
-    return {JSON_KEY: json, REQUIRED_KEY: required}
-
-
-def json_name(f: dataclasses.Field) -> str:
-    """Return the JSON key of a model field."""
-    explicit = f.metadata.get(JSON_KEY)
-    if explicit:
-        return explicit
-    head, *rest = f.name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
 # --- process -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ConsoleSize:
-    height: UINT = field(default=None, metadata=REQUIRED)
-    width: UINT = field(default=None, metadata=REQUIRED)
+class ConsoleSize(Model):
+    height: UINT = REQUIRED
+    width: UINT = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    uid: U32 = field(default=None, metadata=REQUIRED)
-    gid: U32 = field(default=None, metadata=REQUIRED)
+class User(Model):
+    uid: U32 = REQUIRED
+    gid: U32 = REQUIRED
     umask: U32 | None = None
     additional_gids: tuple[U32, ...] | None = None
     username: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
+class Capabilities(Model):
     bounding: tuple[str, ...] | None = None
     effective: tuple[str, ...] | None = None
     inheritable: tuple[str, ...] | None = None
@@ -101,22 +256,19 @@ class Capabilities:
     ambient: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rlimit:
-    type: str = field(default=None, metadata=REQUIRED)
-    hard: U64 = field(default=None, metadata=REQUIRED)
-    soft: U64 = field(default=None, metadata=REQUIRED)
+class Rlimit(Model):
+    type: str = REQUIRED
+    hard: U64 = REQUIRED
+    soft: U64 = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class IoPriority:
-    class_: str = field(default=None, metadata=REQUIRED)
-    priority: INT = field(default=None, metadata=REQUIRED)
+class IoPriority(Model):
+    class_: str = REQUIRED
+    priority: INT = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class Scheduler:
-    policy: str = field(default=None, metadata=REQUIRED)
+class Scheduler(Model):
+    policy: str = REQUIRED
     nice: I32 | None = None
     priority: I32 | None = None
     flags: tuple[str, ...] | None = None
@@ -125,21 +277,19 @@ class Scheduler:
     period: U64 | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ExecCPUAffinity:
+class ExecCPUAffinity(Model):
     initial: str | None = None
     final: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Process:
+class Process(Model):
     terminal: bool | None = None
     console_size: ConsoleSize | None = None
     user: User | None = None
-    args: tuple[str, ...] = field(default=None, metadata=REQUIRED)
+    args: tuple[str, ...] = REQUIRED
     command_line: str | None = None
     env: tuple[str, ...] | None = None
-    cwd: str = field(default=None, metadata=REQUIRED)
+    cwd: str = REQUIRED
     capabilities: Capabilities | None = None
     rlimits: tuple[Rlimit, ...] | None = None
     no_new_privileges: bool | None = None
@@ -148,32 +298,25 @@ class Process:
     selinux_label: str | None = None
     io_priority: IoPriority | None = None
     scheduler: Scheduler | None = None
-    exec_cpu_affinity: ExecCPUAffinity | None = field(
-        default=None, metadata=renamed("execCPUAffinity")
-    )
+    exec_cpu_affinity: ExecCPUAffinity | None = renamed("execCPUAffinity")
 
 
 # --- root, mounts, hooks -----------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Root:
-    path: str = field(default=None, metadata=REQUIRED)
+class Root(Model):
+    path: str = REQUIRED
     readonly: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IDMapping:
-    container_id: U32 = field(
-        default=None, metadata=renamed("containerID", required=True)
-    )
-    host_id: U32 = field(default=None, metadata=renamed("hostID", required=True))
-    size: U32 = field(default=None, metadata=REQUIRED)
+class IDMapping(Model):
+    container_id: U32 = renamed("containerID", required=True)
+    host_id: U32 = renamed("hostID", required=True)
+    size: U32 = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class Mount:
-    destination: str = field(default=None, metadata=REQUIRED)
+class Mount(Model):
+    destination: str = REQUIRED
     type: str | None = None
     source: str | None = None
     options: tuple[str, ...] | None = None
@@ -181,16 +324,14 @@ class Mount:
     gid_mappings: tuple[IDMapping, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Hook:
-    path: str = field(default=None, metadata=REQUIRED)
+class Hook(Model):
+    path: str = REQUIRED
     args: tuple[str, ...] | None = None
     env: tuple[str, ...] | None = None
     timeout: INT | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Hooks:
+class Hooks(Model):
     prestart: tuple[Hook, ...] | None = None
     create_runtime: tuple[Hook, ...] | None = None
     create_container: tuple[Hook, ...] | None = None
@@ -202,22 +343,19 @@ class Hooks:
 # --- linux: namespaces, devices ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Namespace:
-    type: str = field(default=None, metadata=REQUIRED)
+class Namespace(Model):
+    type: str = REQUIRED
     path: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TimeOffset:
+class TimeOffset(Model):
     secs: I64 | None = None
     nanosecs: U32 | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
-    type: str = field(default=None, metadata=REQUIRED)
-    path: str = field(default=None, metadata=REQUIRED)
+class Device(Model):
+    type: str = REQUIRED
+    path: str = REQUIRED
     # REQUIRED unless type is "p": checked in spec.validate.
     major: I64 | None = None
     minor: I64 | None = None
@@ -229,32 +367,27 @@ class Device:
 # --- linux.resources -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceCgroup:
-    allow: bool = field(default=None, metadata=REQUIRED)
+class DeviceCgroup(Model):
+    allow: bool = REQUIRED
     type: str | None = None
     major: I64 | None = None
     minor: I64 | None = None
     access: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Memory:
+class Memory(Model):
     limit: I64 | None = None
     reservation: I64 | None = None
     swap: I64 | None = None
     kernel: I64 | None = None
-    kernel_tcp: I64 | None = field(default=None, metadata=renamed("kernelTCP"))
+    kernel_tcp: I64 | None = renamed("kernelTCP")
     swappiness: U64 | None = None
-    disable_oom_killer: bool | None = field(
-        default=None, metadata=renamed("disableOOMKiller")
-    )
+    disable_oom_killer: bool | None = renamed("disableOOMKiller")
     use_hierarchy: bool | None = None
     check_before_update: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CPU:
+class CPU(Model):
     shares: U64 | None = None
     quota: I64 | None = None
     burst: U64 | None = None
@@ -266,72 +399,63 @@ class CPU:
     idle: I64 | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Pids:
-    limit: I64 = field(default=None, metadata=REQUIRED)
+class Pids(Model):
+    limit: I64 = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class WeightDevice:
-    major: I64 = field(default=None, metadata=REQUIRED)
-    minor: I64 = field(default=None, metadata=REQUIRED)
+class WeightDevice(Model):
+    major: I64 = REQUIRED
+    minor: I64 = REQUIRED
     weight: U16 | None = None
     leaf_weight: U16 | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ThrottleDevice:
-    major: I64 = field(default=None, metadata=REQUIRED)
-    minor: I64 = field(default=None, metadata=REQUIRED)
-    rate: U64 = field(default=None, metadata=REQUIRED)
+class ThrottleDevice(Model):
+    major: I64 = REQUIRED
+    minor: I64 = REQUIRED
+    rate: U64 = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class BlockIO:
+class BlockIO(Model):
     weight: U16 | None = None
     leaf_weight: U16 | None = None
     weight_device: tuple[WeightDevice, ...] | None = None
     throttle_read_bps_device: tuple[ThrottleDevice, ...] | None = None
     throttle_write_bps_device: tuple[ThrottleDevice, ...] | None = None
-    throttle_read_iops_device: tuple[ThrottleDevice, ...] | None = field(
-        default=None, metadata=renamed("throttleReadIOPSDevice")
+    throttle_read_iops_device: tuple[ThrottleDevice, ...] | None = renamed(
+        "throttleReadIOPSDevice"
     )
-    throttle_write_iops_device: tuple[ThrottleDevice, ...] | None = field(
-        default=None, metadata=renamed("throttleWriteIOPSDevice")
+    throttle_write_iops_device: tuple[ThrottleDevice, ...] | None = renamed(
+        "throttleWriteIOPSDevice"
     )
 
 
-@dataclass(frozen=True, slots=True)
-class HugepageLimit:
-    page_size: str = field(default=None, metadata=REQUIRED)
-    limit: U64 = field(default=None, metadata=REQUIRED)
+class HugepageLimit(Model):
+    page_size: str = REQUIRED
+    limit: U64 = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class InterfacePriority:
-    name: str = field(default=None, metadata=REQUIRED)
-    priority: U32 = field(default=None, metadata=REQUIRED)
+class InterfacePriority(Model):
+    name: str = REQUIRED
+    priority: U32 = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class Network:
-    class_id: U32 | None = field(default=None, metadata=renamed("classID"))
+class Network(Model):
+    class_id: U32 | None = renamed("classID")
     priorities: tuple[InterfacePriority, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rdma:
+class Rdma(Model):
     hca_handles: U32 | None = None
     hca_objects: U32 | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Resources:
+class Resources(Model):
     devices: tuple[DeviceCgroup, ...] | None = None
     memory: Memory | None = None
     cpu: CPU | None = None
     pids: Pids | None = None
-    block_io: BlockIO | None = field(default=None, metadata=renamed("blockIO"))
+    block_io: BlockIO | None = renamed("blockIO")
     hugepage_limits: tuple[HugepageLimit, ...] | None = None
     network: Network | None = None
     rdma: dict[str, Rdma] | None = None
@@ -341,25 +465,22 @@ class Resources:
 # --- linux: security and the rest ----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Arg:
-    index: UINT = field(default=None, metadata=REQUIRED)
-    value: U64 = field(default=None, metadata=REQUIRED)
+class Arg(Model):
+    index: UINT = REQUIRED
+    value: U64 = REQUIRED
     value_two: U64 | None = None
-    op: str = field(default=None, metadata=REQUIRED)
+    op: str = REQUIRED
 
 
-@dataclass(frozen=True, slots=True)
-class Syscall:
-    names: tuple[str, ...] = field(default=None, metadata=REQUIRED)
-    action: str = field(default=None, metadata=REQUIRED)
+class Syscall(Model):
+    names: tuple[str, ...] = REQUIRED
+    action: str = REQUIRED
     errno_ret: UINT | None = None
     args: tuple[Arg, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Seccomp:
-    default_action: str = field(default=None, metadata=REQUIRED)
+class Seccomp(Model):
+    default_action: str = REQUIRED
     default_errno_ret: UINT | None = None
     architectures: tuple[str, ...] | None = None
     flags: tuple[str, ...] | None = None
@@ -368,37 +489,32 @@ class Seccomp:
     syscalls: tuple[Syscall, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IntelRdt:
-    clos_id: str | None = field(default=None, metadata=renamed("closID"))
+class IntelRdt(Model):
+    clos_id: str | None = renamed("closID")
     l3_cache_schema: str | None = None
     mem_bw_schema: str | None = None
     schemata: str | None = None
-    enable_cmt: bool | None = field(default=None, metadata=renamed("enableCMT"))
-    enable_mbm: bool | None = field(default=None, metadata=renamed("enableMBM"))
+    enable_cmt: bool | None = renamed("enableCMT")
+    enable_mbm: bool | None = renamed("enableMBM")
     enable_monitoring: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Personality:
-    domain: str = field(default=None, metadata=REQUIRED)
+class Personality(Model):
+    domain: str = REQUIRED
     flags: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryPolicy:
-    mode: str = field(default=None, metadata=REQUIRED)
+class MemoryPolicy(Model):
+    mode: str = REQUIRED
     nodes: str | None = None
     flags: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NetDevice:
+class NetDevice(Model):
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Linux:
+class Linux(Model):
     namespaces: tuple[Namespace, ...] | None = None
     uid_mappings: tuple[IDMapping, ...] | None = None
     gid_mappings: tuple[IDMapping, ...] | None = None
@@ -421,8 +537,7 @@ class Linux:
 # --- the document --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Spec:
+class Spec(Model):
     """A decoded config.json.
 
     ``raw`` is the whole decoded JSON document, unknown keys included, for code
@@ -430,7 +545,7 @@ class Spec:
     It is not part of equality and must be treated as read-only.
     """
 
-    oci_version: str = field(default=None, metadata=REQUIRED)
+    oci_version: str = REQUIRED
     process: Process | None = None
     root: Root | None = None
     hostname: str | None = None
@@ -439,6 +554,4 @@ class Spec:
     hooks: Hooks | None = None
     annotations: dict[str, str] | None = None
     linux: Linux | None = None
-    raw: dict[str, Any] | None = field(
-        default=None, compare=False, repr=False, metadata={SKIP_KEY: True}
-    )
+    raw: dict[str, Any] | None = NOT_JSON
