@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 
 from pyruntime import log
 from pyruntime.errors import HookError
@@ -52,8 +51,16 @@ CONTAINER_PHASES = ("create_container", "start_container")
 
 
 def with_container_env(spec):
-    """Return ``spec`` whose in-container hooks without ``env`` get process.env."""
+    """Return ``spec`` whose in-container hooks without ``env`` get process.env.
+
+    The runtime calls this before it forks init. When there are in-container
+    hooks, it also imports :mod:`subprocess` now (:func:`run_hook` imports it
+    only when a hook runs): init runs startContainer hooks after
+    ``pivot_root``, where the host's standard library is out of reach.
+    """
     spec_hooks = getattr(spec, "hooks", None)
+    if any(getattr(spec_hooks, phase, None) for phase in CONTAINER_PHASES):
+        import subprocess  # noqa: F401 (for init, see above)
     process = getattr(spec, "process", None)
     if spec_hooks is None or process is None:
         return spec
@@ -101,6 +108,8 @@ def run_hooks(phase: str, hooks, state: bytes, cwd: str | None = None) -> None:
 
 def run_hook(name: str, index: int, hook, state: bytes, cwd: str | None) -> None:
     """Run one hook, feeding it ``state``; raise HookError on failure or timeout."""
+    import subprocess  # only here: most containers have no hooks (see above)
+
     argv = list(hook.args) if hook.args else [hook.path]
     env = None  # absent: the hook inherits the runtime's environment, as in runc
     if hook.env is not None:
@@ -146,7 +155,7 @@ def describe_exit(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
