@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
 
 from pyruntime import OCI_VERSION, hooks, log
 from pyruntime.errors import (
@@ -34,6 +33,7 @@ from pyruntime.errors import (
     UsageError,
 )
 from pyruntime.linux.procfs import read_start_time
+from pyruntime.records import dataclass
 from pyruntime.state import status as st
 from pyruntime.state.store import (
     ContainerDir,

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 
 from pyruntime import hooks, log
 from pyruntime.errors import (
@@ -40,6 +39,7 @@ from pyruntime.errors import (
     StateError,
     UsageError,
 )
+from pyruntime.records import dataclass
 from pyruntime.spec import model
 from pyruntime.state import status as st
 from pyruntime.state.store import ContainerState, open_container, validate_id

@@ -19,10 +19,10 @@ Rules are normalised to :class:`Rule` for the cgroup v2 eBPF program; the v1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pyruntime.errors import ConfigError
+from pyruntime.records import dataclass
 
 #: Wildcard major or minor number.
 ANY = -1

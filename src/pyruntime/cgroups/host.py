@@ -15,7 +15,8 @@ can feed it any mount table.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+
+from pyruntime.records import dataclass
 
 #: The v1 controllers a container cgroup is placed in when they are mounted.
 V1_CONTROLLERS = (

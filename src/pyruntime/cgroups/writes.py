@@ -40,11 +40,11 @@ charged to ``memory.max`` anyway). ``unified`` is refused on pure v1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from pyruntime.cgroups.devices import Rule, rule_of
 from pyruntime.errors import ConfigError, UnsupportedError
+from pyruntime.records import dataclass, field
 
 FIELD = "linux.resources"
 V2 = "unified"

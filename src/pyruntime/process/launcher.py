@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pyruntime import hooks, log, namespaces
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls as sc
 from pyruntime.process.protocol import Channel
+from pyruntime.records import dataclass, field
 
 
 @dataclass

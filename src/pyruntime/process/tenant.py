@@ -43,7 +43,6 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass, field
 
 from pyruntime import console, log, namespaces
 from pyruntime.errors import SetupError, StateError
@@ -51,6 +50,7 @@ from pyruntime.linux import syscalls as sc
 from pyruntime.linux.procfs import read_start_time
 from pyruntime.process import init
 from pyruntime.process.protocol import Channel
+from pyruntime.records import dataclass, field
 from pyruntime.security import capabilities as caps
 from pyruntime.security import lsm, process_attrs, seccomp
 

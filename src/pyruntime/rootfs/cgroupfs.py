@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from dataclasses import dataclass, replace
 from typing import Any
 
 from pyruntime.linux import syscalls
+from pyruntime.records import dataclass, replace
 from pyruntime.rootfs.binds import bind_onto, remount_bind
 from pyruntime.rootfs.options import BIND_REMOUNT_FLAGS, MountOptions
 from pyruntime.rootfs.paths import RootHandle

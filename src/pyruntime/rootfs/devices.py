@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pyruntime import log
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls
+from pyruntime.records import dataclass
 from pyruntime.rootfs.binds import describe_errno
 from pyruntime.rootfs.paths import RootHandle
 

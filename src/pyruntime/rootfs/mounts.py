@@ -14,12 +14,12 @@ route around them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
 from typing import Any
 
 from pyruntime import log
 from pyruntime.errors import SetupError, UnsupportedError
 from pyruntime.linux import syscalls
+from pyruntime.records import dataclass, replace
 from pyruntime.rootfs import cgroupfs, copyup
 from pyruntime.rootfs.binds import bind_onto, describe_errno
 from pyruntime.rootfs.options import MountOptions, parse_mount_options

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from pyruntime.linux.syscalls import (
     MOUNT_ATTR__ATIME,
@@ -51,6 +50,7 @@ from pyruntime.linux.syscalls import (
     MS_UNBINDABLE,
     ST_NOSYMFOLLOW,
 )
+from pyruntime.records import dataclass
 
 _ATIME_VALUE_FLAGS = MS_NOATIME | MS_RELATIME | MS_STRICTATIME
 

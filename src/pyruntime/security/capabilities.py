@@ -26,11 +26,11 @@ applies the plan after ``pivot_root``, where nothing can be imported: call
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from pyruntime import log
 from pyruntime.errors import ConfigError, SetupError, UnsupportedError
 from pyruntime.linux import syscalls as sc
+from pyruntime.records import dataclass
 
 #: Every capability name up to CAP_CHECKPOINT_RESTORE (Linux 5.9), by number.
 CAPABILITIES: dict[str, int] = {

@@ -29,11 +29,11 @@ import errno
 import json
 import os
 import socket
-from dataclasses import dataclass
 
 from pyruntime import log
 from pyruntime.errors import ConfigError, SetupError
 from pyruntime.linux import syscalls as sc
+from pyruntime.records import dataclass
 
 # Return values of a filter (SECCOMP_RET_*; libseccomp's SCMP_ACT_* are the
 # same numbers). ERRNO and TRACE carry 16 bits of data.
