@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
 
 from pyruntime.cgroups.devices import ANY, Rule
@@ -153,7 +152,7 @@ def _libc() -> ctypes.CDLL:
 
 
 def _bpf(command: int, attr: ctypes.Array) -> int:
-    number = _SYS_BPF.get(platform.machine())
+    number = _SYS_BPF.get(os.uname().machine)
     if number is None:
         raise OSError(38, "bpf(2) number unknown for this architecture")
     result = _libc().syscall(

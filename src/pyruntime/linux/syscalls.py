@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -84,7 +83,7 @@ _X86_64 = {
     "keyctl": 250,
 }
 _AARCH64 = dict(_X86_64, pivot_root=41, setns=268, unshare=97, keyctl=219)
-_NR = _AARCH64 if platform.machine() == "aarch64" else _X86_64
+_NR = _AARCH64 if os.uname().machine == "aarch64" else _X86_64
 
 
 def _check(result: int, what: str, path: str | None = None) -> int:
@@ -361,7 +360,7 @@ SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 
 # glibc has no seccomp() wrapper; the number is not in _NR above so that
 # table stays as it was.
-_NR_SECCOMP = 277 if platform.machine() == "aarch64" else 317
+_NR_SECCOMP = 277 if os.uname().machine == "aarch64" else 317
 
 
 class _SockFprog(ctypes.Structure):
@@ -412,7 +411,7 @@ _NR_PROCESS = {
         "sched_setattr": 274,
         "sched_getattr": 275,
     },
-}.get(platform.machine(), {})
+}.get(os.uname().machine, {})
 
 IOPRIO_WHO_PROCESS = 1
 IOPRIO_CLASS_SHIFT = 13
