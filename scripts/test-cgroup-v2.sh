@@ -37,7 +37,7 @@ fi
 
 if [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]; then
     cd "$repo"
-    exec "$PYTHON" -m pytest -m cgroup_v2 "$@" tests/
+    exec "$PYTHON" -m pytest -m cgroup_v2 "$@" tests/unit tests/integration
 fi
 
 if [ -z "${VMRUN:-}" ]; then
@@ -48,4 +48,4 @@ fi
 exec "$VMRUN" $VMRUN_ARGS -e PYTHONUNBUFFERED=1 \
     -e "PYRUNTIME_TEST_ROOTFS=$rootfs" \
     "$repo" sh -c 'modprobe loop 2>/dev/null || true; exec "$@"' sh \
-    "$PYTHON" -m pytest -m cgroup_v2 -p no:cacheprovider "$@" tests/
+    "$PYTHON" -m pytest -m cgroup_v2 -p no:cacheprovider "$@" tests/unit tests/integration
