@@ -23,9 +23,11 @@ by :class:`Model` without :mod:`dataclasses`: every ``create``, ``run`` and
 ``exec`` imports this module, and generating the methods of 38 dataclasses
 costs more than the rest of the config work. :func:`replace` and
 :func:`fields` stand in for the :mod:`dataclasses` functions of those names.
+For the same reason the annotations are evaluated when the classes are made
+(no ``from __future__ import annotations``, so a class may only name classes
+defined above it): the decoder's ``typing.get_type_hints`` then takes them as
+they are instead of compiling each one the first time it meets its class.
 """
-
-from __future__ import annotations
 
 from typing import Annotated, Any
 
