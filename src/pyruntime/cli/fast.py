@@ -3,8 +3,9 @@
 An engine runs the runtime several times per container (``create``,
 ``start``, ``state``, ``kill``, ``delete``), so each command's start-up is
 paid again and again. Importing click costs more than a whole ``state``
-command may take; so do :mod:`dataclasses` and :mod:`subprocess`, which
-:mod:`pyruntime.container` needs for ``create``. This module therefore
+command may take; so does :mod:`pyruntime.container`, with the spec,
+cgroup, security and process modules it needs for ``create``. This module
+therefore
 
 1. parses runc's grammar for ``state``, ``kill``, ``start``, ``delete``,
    ``list``, ``create`` and ``run``: the global flags (``--root``, ``--log``,
