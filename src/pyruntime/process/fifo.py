@@ -5,10 +5,11 @@ exec.fifo is the only thing ``start`` and the container's init (N) share:
 1. N holds the fifo open read-write (close-on-exec) and blocks reading it.
 2. ``start`` opens it for writing (``ENXIO`` when N is gone), then for
    reading, writes :data:`START_BYTE` and closes its writer.
-3. N reads the byte, runs the startContainer hooks and calls ``execve`` for the user
-   program; exec closes N's descriptor. If a hook or the exec fails, N first
-   writes the error message into the fifo (:func:`report_start_failure`), then
-   exits.
+3. N reads the byte, runs the startContainer hooks, loads a late seccomp
+   filter, closes its descriptor and calls ``execve`` for the user program.
+   If a step before fails, N first writes the error message into the fifo
+   (:func:`report_start_failure`), then exits; a failed ``execve`` itself is
+   said on N's stderr, as runc's init does, and shows in the exit status.
 4. ``start`` waits for the fifo's last writer to go (``POLLHUP``) or for N to
    exit, and reads what is left: nothing means the program runs; a message
    is N's failure; the start byte itself means N died before reading it.

@@ -563,8 +563,8 @@ def wait_for_start(req) -> None:
             continue
         if data:
             break
-    # exec.fifo stays open (close-on-exec) until the program runs: start
-    # waits for it to close, and reads from it why init failed if it did.
+    # exec.fifo stays open until just before execve: start waits for it to
+    # close, and reads from it why init failed if a step before did.
     for sig in _FATAL_WHILE_WAITING:
         signal.signal(sig, signal.SIG_DFL)
 
@@ -588,6 +588,11 @@ def exec_user_program(req) -> None:
         # With no_new_privs the filter can wait until the very last moment:
         # nothing of the runtime's own work runs under it.
         load_seccomp_filter(req, "running")
+    # Release start now, as runc's init does: what is left is execve itself,
+    # whose failure init reports on its own stderr (the program's exit
+    # status tells the caller). An engine that watches the cgroup for OOM
+    # after start returns then misses nothing the program does.
+    os.close(req.fifo_fd)
     os.execve(req.executable, args, env)
 
 
