@@ -43,7 +43,9 @@ SERVE = 'echo started; trap "exit 0" TERM; while :; do sleep 1000 & wait $!; don
 #: Fills memory until killed. Should the memory limit be missing, the address
 #: space limit (far above the tests' cgroup limits) ends it with exit status 1
 #: long before it could hurt the host.
-MEMORY_HOG = "ulimit -v 262144; tail /dev/zero"
+#: The hog waits a moment: the shim starts watching the cgroup for OOM only
+#: after ``start`` returns, with runc as with pyruntime.
+MEMORY_HOG = "sleep 0.3; ulimit -v 262144; tail /dev/zero"
 
 #: Host directories the engines create whatever they are told; removed at the
 #: end of the session if the session created them and they are empty.
