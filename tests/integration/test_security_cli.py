@@ -296,6 +296,20 @@ def test_seccomp_unknown_syscall_is_skipped_with_a_warning(runtime, bundle):
     assert "no_such_call" in result.stderr
 
 
+def test_seccomp_rule_of_unknown_names_only_is_refused(runtime, bundle):
+    bundle.edit(
+        seccomp_config(
+            syscalls=[
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["no_such_call", "nor_this"], "action": "SCMP_ACT_ERRNO"},
+            ]
+        )
+    )
+    line = create_refused(runtime, bundle, "linux.seccomp.syscalls[1].names")
+    assert "no_such_call, nor_this" in line
+    assert "no effect" in line
+
+
 def test_seccomp_notify_fd_reaches_the_listener(runtime, bundle, tmp_path):
     path = str(tmp_path / "agent.sock")
     received: dict = {}

@@ -141,6 +141,8 @@ class Rule:
     name: str
     action: int
     conditions: tuple[Condition, ...] = ()
+    #: Index of the ``linux.seccomp.syscalls`` entry the rule comes from.
+    entry: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +291,9 @@ def plan_rules(index: int, syscall, default: int | None, problems: list) -> list
         return []
     groups = group_conditions(conditions)
     return [
-        Rule(name, action, group) for name in syscall.names or () for group in groups
+        Rule(name, action, group, index)
+        for name in syscall.names or ()
+        for group in groups
     ]
 
 
@@ -346,6 +350,7 @@ def compile_seccomp(plan: SeccompPlan) -> SeccompProgram:
         with contextlib.suppress(OSError):
             filt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
     skipped = add_rules(filt, plan.rules)
+    refuse_rules_without_effect(plan.rules, skipped)
     if skipped:
         log.warning(
             "seccomp: syscalls unknown to libseccomp, left out of the filter: "
@@ -357,6 +362,27 @@ def compile_seccomp(plan: SeccompPlan) -> SeccompProgram:
         notify=plan.uses_notify,
         skipped=skipped,
     )
+
+
+def refuse_rules_without_effect(rules: tuple[Rule, ...], skipped) -> None:
+    """An entry all of whose names are unknown would do nothing: an error.
+
+    Skipping one unknown name of a list is what runc does; a rule left with
+    no system call at all is almost certainly a typo that would silently
+    leave the container unfiltered where its author meant to filter.
+    """
+    names_of: dict[int, set[str]] = {}
+    for rule in rules:
+        names_of.setdefault(rule.entry, set()).add(rule.name)
+    unknown = set(skipped)
+    problems = [
+        f"linux.seccomp.syscalls[{entry}].names: no system call libseccomp knows "
+        f"({', '.join(sorted(names))}): the rule would have no effect"
+        for entry, names in sorted(names_of.items())
+        if entry >= 0 and names <= unknown
+    ]
+    if problems:
+        raise ConfigError(problems)
 
 
 def add_architectures(filt, names: tuple[str, ...]) -> None:
