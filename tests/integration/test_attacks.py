@@ -261,6 +261,26 @@ def test_init_runs_from_a_sealed_copy_of_the_interpreter(runtime, bundle, tmp_pa
     reap(pid)
 
 
+def test_created_init_is_not_dumpable(runtime, bundle, tmp_path):
+    """Before exec, init's /proc files belong to the host's root, not to the
+    container's user: nobody in the container may ptrace or read them."""
+    bundle.edit(lambda c: c["process"].update(user={"uid": 1000, "gid": 1000}))
+    pid_file = tmp_path / "init.pid"
+    cid = runtime.new_id()
+    assert runtime.create(bundle, cid, "--pid-file", str(pid_file)).returncode == 0
+    pid = int(pid_file.read_text())
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            uids = next(line for line in handle if line.startswith("Uid:"))
+        assert uids.split()[1:] == ["1000"] * 4  # already the container user
+        # A dumpable process's /proc/<pid> files belong to its own uid.
+        assert os.stat(f"/proc/{pid}/environ").st_uid == 0
+        runtime.ok("start", cid)
+        reap(pid)
+    finally:
+        runtime("delete", "--force", cid)
+
+
 def test_container_cannot_overwrite_the_interpreter_through_proc_exe(
     runtime, bundle, tmp_path
 ):
