@@ -130,7 +130,7 @@ def create(
     preserve_fds,
     pidfd_socket,
 ):
-    """Create a container; its program runs only at ``start``."""
+    """Create a container; its program runs only at `start`."""
     from pyruntime import container
 
     require_args(ctx, args, 1)
@@ -476,19 +476,20 @@ def exec_(ctx, args, pid_file, console_socket, **flags):
         raise ExecFailedError(err) from err
 
 
-def not_yet(name: str, issue: int, summary: str) -> click.Command:
-    """A runc command pyruntime does not have yet: a clear error, not a no-op."""
+def not_yet(name: str, summary: str) -> click.Command:
+    """A runc command pyruntime does not have: a clear error, not a no-op."""
 
     @click.command(
         name=name,
-        help=f"{summary} (not implemented yet)",
+        help=f"{summary} (not supported)",
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
     def command():
         from pyruntime.errors import UnsupportedError
 
         raise UnsupportedError(
-            f"`{name}` is not implemented yet in pyruntime (planned: issue #{issue})"
+            f"`{name}` is not supported by pyruntime: checkpoint and restore "
+            "through CRIU are not implemented"
         )
 
     return command
@@ -510,7 +511,7 @@ COMMANDS = [
     pause,
     resume,
     update,
-    not_yet("checkpoint", 5, "Checkpoint a container (needs CRIU)"),
-    not_yet("restore", 5, "Restore a container from a checkpoint"),
+    not_yet("checkpoint", "Checkpoint a container (needs CRIU)"),
+    not_yet("restore", "Restore a container from a checkpoint"),
 ]
 COMMANDS += __import__("pyruntime.cli.inspect", fromlist=["COMMANDS"]).COMMANDS
