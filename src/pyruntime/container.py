@@ -52,6 +52,9 @@ class CreateOptions:
     bundle: str
     pid_file: str | None = None
     console_socket: str | None = None
+    #: For a foreground ``run`` with a terminal and no console socket: the
+    #: end of a socketpair init sends the pty master to; the runtime relays.
+    console_relay: object | None = None
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
@@ -111,7 +114,7 @@ def check_namespace_paths(spec) -> None:
 
 def check_terminal(spec, opts: CreateOptions) -> None:
     """The console socket goes with ``process.terminal``, as in runc."""
-    if spec.process.terminal and not opts.console_socket:
+    if spec.process.terminal and not (opts.console_socket or opts.console_relay):
         raise UsageError(
             "cannot allocate tty if runc will detach without setting console socket"
         )
@@ -206,7 +209,10 @@ def build_container(cdir: ContainerDir, state, spec, opts, security) -> Containe
     if spec.process.terminal:
         from pyruntime.console import connect_console_socket
 
-        req.console_sock = connect_console_socket(opts.console_socket)
+        if opts.console_relay is not None:
+            req.console_sock = opts.console_relay
+        else:
+            req.console_sock = connect_console_socket(opts.console_socket)
 
     def record_pid(pid: int) -> None:
         state.pid = pid
@@ -580,22 +586,76 @@ def run_poststop(spec, state: ContainerState) -> None:
 def run(
     root: str, container_id: str, opts: CreateOptions, detach: bool, keep: bool
 ) -> int:
-    """create + start; in the foreground wait, forward signals, delete."""
-    state = create(root, container_id, opts)
+    """create + start; in the foreground wait, forward signals, delete.
+
+    In the foreground without ``--console-socket``, a terminal the config
+    asks for is relayed by the runtime itself, between its own stdio and the
+    container's pty, as runc does. Without ``--keep`` the container is
+    deleted afterwards, also when ``start`` failed.
+    """
+    relay = None
+    if not detach and not opts.console_socket:
+        relay = make_console_relay(opts)
+    try:
+        state = create(root, container_id, opts)
+    finally:
+        if opts.console_relay is not None:
+            opts.console_relay.close()
     if detach:
         start(root, container_id)
         return 0
-    handlers = forward_signals(state.pid)
     try:
-        start(root, container_id)
-        code = wait_init(state.pid)
+        code = run_foreground(root, container_id, state, relay)
+    except BaseException:
+        if not keep:
+            delete_quietly(root, container_id)
+        raise
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+        if relay is not None:
+            relay.close()
     if not keep:
         with open_container(root, container_id) as cdir:
             destroy(cdir, load_state(cdir))
     return code
+
+
+def make_console_relay(opts: CreateOptions):
+    """A socketpair: init's end goes in ``opts``, ours is returned."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    opts.console_relay = theirs
+    return ours
+
+
+def run_foreground(root: str, container_id: str, state, relay) -> int:
+    """start, then relay signals (and the terminal) until init exits."""
+    handlers = forward_signals(state.pid)
+    try:
+        start(root, container_id)
+        if relay is not None and state_terminal(state):
+            from pyruntime.console import relay_terminal
+
+            relay_terminal(relay, state.pid)
+        return wait_init(state.pid)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def state_terminal(state: ContainerState) -> bool:
+    """Whether the saved config asked for a terminal."""
+    process = (state.config or {}).get("process") or {}
+    return bool(process.get("terminal"))
+
+
+def delete_quietly(root: str, container_id: str) -> None:
+    """Remove what a failed foreground ``run`` made (errors are only logged)."""
+    try:
+        with open_container(root, container_id) as cdir:
+            destroy(cdir, load_state(cdir))
+    except RuntimeError_ as err:
+        log.warning(f"run: remove `{container_id}` after the failure: {err}")
 
 
 def forward_signals(pid: int) -> dict:

@@ -28,7 +28,6 @@ container's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -441,6 +440,8 @@ def wait_foreground(pid: int, relay) -> int:
     handlers = forward_signals(pid)
     try:
         if relay is not None:
+            from pyruntime.console import relay_terminal
+
             relay_terminal(relay, pid)
         return wait_init(pid)
     finally:
@@ -449,117 +450,3 @@ def wait_foreground(pid: int, relay) -> int:
 
 
 # ---------------------------------------------------------------- terminal
-
-
-def relay_terminal(relay, pid: int) -> None:
-    """Copy between our stdio and the program's pty until the program ends.
-
-    The pty master arrives on ``relay`` (sent by the exec process, as to a
-    console socket). Our terminal, if stdin is one, is put in raw mode and
-    its size copied to the pty, now and on every SIGWINCH.
-    """
-    import socket
-
-    _, fds, _, _ = socket.recv_fds(relay, 4096, 1)
-    if not fds:
-        raise SetupError("exec: the terminal was not received")
-    master = fds[0]
-    try:
-        with raw_mode(0), mirrored_size(0, master):
-            copy_terminal(master, pid)
-    finally:
-        os.close(master)
-
-
-@contextlib.contextmanager
-def raw_mode(fd: int):
-    """Put ``fd`` in raw mode while inside, when it is a terminal."""
-    import termios
-    import tty
-
-    if not os.isatty(fd):
-        yield
-        return
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
-@contextlib.contextmanager
-def mirrored_size(source: int, master: int):
-    """Give ``master`` the size of terminal ``source``, now and on SIGWINCH."""
-    import signal
-
-    if not os.isatty(source):
-        yield
-        return
-    copy_size(source, master)
-    previous = signal.signal(signal.SIGWINCH, lambda *_: copy_size(source, master))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGWINCH, previous)
-
-
-def copy_size(source: int, master: int) -> None:
-    """Copy one terminal's window size to another."""
-    import fcntl
-    import termios
-
-    try:
-        size = fcntl.ioctl(source, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
-    except OSError:
-        pass
-
-
-def copy_terminal(master: int, pid: int) -> None:
-    """stdin to the master, the master to stdout, until the program exits."""
-    import select
-
-    pidfd = os.pidfd_open(pid)
-    sources = [0, master, pidfd]
-    try:
-        while master in sources:
-            try:
-                ready, _, _ = select.select(sources, [], [])
-            except InterruptedError:
-                continue
-            if 0 in ready and not forward_bytes(0, master):
-                sources.remove(0)
-            if master in ready and not forward_bytes(master, 1):
-                sources.remove(master)
-            if pidfd in ready:
-                drain(master)
-                break
-    finally:
-        os.close(pidfd)
-
-
-def forward_bytes(source: int, target: int) -> bool:
-    """Copy one read's worth; False at end-of-file (or EIO from a pty)."""
-    try:
-        data = os.read(source, 65536)
-    except OSError:
-        return False
-    if not data:
-        return False
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(target, view) :]
-        except OSError:
-            return True  # nobody reads our output any more: keep draining
-    return True
-
-
-def drain(master: int) -> None:
-    """Copy what the pty still holds once the program has exited."""
-    import select
-
-    while select.select([master], [], [], 0)[0]:
-        if not forward_bytes(master, 1):
-            return

@@ -118,3 +118,52 @@ def test_no_new_keyring_and_no_pivot_are_accepted(runtime, bundle):
     for flag in ("--no-new-keyring", "--no-pivot"):
         result = runtime("run", "--bundle", str(bundle.path), flag, runtime.new_id())
         assert result.returncode == 0, (flag, result.stderr)
+
+
+def test_no_command_prints_the_help(runtime):
+    for argv in ((), ("--root", str(runtime.root))):
+        result = subprocess.run(
+            [*runtime.command, *argv], capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout or "USAGE:" in result.stdout
+
+
+def test_kill_with_a_signal_number_linux_lacks_is_one_error_line(runtime, bundle):
+    bundle.edit(lambda c: c["process"].update(args=["sleep", "100"]))
+    cid = runtime.new_id()
+    assert (
+        runtime.detached("run", "-d", "--bundle", str(bundle.path), cid).returncode == 0
+    )
+    result = runtime("kill", cid, "99")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_foreground_run_relays_a_terminal_itself(runtime, bundle):
+    bundle.edit(
+        lambda c: c["process"].update(
+            terminal=True, args=["sh", "-c", "tty; echo hello; exit 3"]
+        )
+    )
+    cid = runtime.new_id()
+    result = runtime("run", "--bundle", str(bundle.path), cid)
+    assert result.returncode == 3, result.stderr
+    lines = result.stdout.replace("\r", "").splitlines()
+    assert lines[0].startswith("/dev/pts/"), lines
+    assert "hello" in lines
+    assert runtime("state", cid).returncode == 1  # deleted after the run
+
+
+def test_failed_foreground_run_leaves_no_container(runtime, bundle):
+    bundle.edit(lambda c: c.update(hooks={"startContainer": [{"path": "/bin/false"}]}))
+    cid = runtime.new_id()
+    result = runtime("run", "--bundle", str(bundle.path), cid)
+    assert result.returncode == 1
+    assert "startContainer hook #0" in result.stderr
+    assert not (runtime.root / cid).exists()
+    keep = runtime.new_id()
+    result = runtime("run", "--keep", "--bundle", str(bundle.path), keep)
+    assert result.returncode == 1
+    assert runtime.state(keep)["status"] == "stopped"

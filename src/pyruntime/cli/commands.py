@@ -57,13 +57,9 @@ SIGNALS = {
 
 def parse_signal(text: str) -> int:
     """A signal number, or a name with or without ``SIG`` in any case."""
-    if text.isdigit():
-        return int(text)
-    name = text.upper()
-    name = name.removeprefix("SIG")
-    if name not in SIGNALS:
-        raise UsageError(f'unknown signal "{text}"')
-    return SIGNALS[name]
+    from pyruntime.cli.fast import parse_signal as parse
+
+    return parse(text)
 
 
 def require_args(ctx: click.Context, args: tuple, count: int, at_least=False) -> None:

@@ -370,6 +370,10 @@ COMMANDS = {
 # ------------------------------------------------------------- the lean work
 
 
+#: The highest signal number Linux has (SIGRTMAX).
+_SIGNAL_MAX = 64
+
+
 def signal_numbers() -> dict[str, int]:
     """Signal names without ``SIG`` -> numbers, from the interpreter's table.
 
@@ -388,7 +392,10 @@ def signal_numbers() -> dict[str, int]:
 def parse_signal(text: str) -> int:
     """A signal number, or a name with or without ``SIG`` in any case."""
     if text.isdigit():
-        return int(text)
+        number = int(text)
+        if number > _SIGNAL_MAX:
+            raise UsageError(f'unknown signal "{text}"')
+        return number
     name = text.upper().removeprefix("SIG")
     numbers = signal_numbers()
     if name not in numbers:

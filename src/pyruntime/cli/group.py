@@ -83,6 +83,9 @@ def run_click(args: list[str]) -> int:
 
     register_commands()
     args = normalize_argv(args, cli)
+    if not args:
+        # As runc: no command at all prints the help, and that is no error.
+        args = ["--help"]
     try:
         result = cli.main(args, prog_name=NAME, standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -90,6 +93,14 @@ def run_click(args: list[str]) -> int:
     except click.exceptions.Abort:
         return 130
     except click.ClickException as err:
+        if (
+            isinstance(err, click.UsageError)
+            and err.ctx
+            and err.message == ("Missing command.")
+        ):
+            # Global flags and no command: the help, as runc prints it.
+            click.echo(err.ctx.get_help())
+            return 0
         report_usage(err)
         return 1
     return result if isinstance(result, int) else 0
