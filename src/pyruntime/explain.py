@@ -99,7 +99,10 @@ def explain_bundle(
 
 def plan_preparation(plan: Plan, ctx: Context) -> None:
     """What the runtime does before anything exists."""
-    details = [f"id `{plan.container_id}` checked (no /, no .., at most 1024 bytes)"]
+    details = [
+        f"id `{plan.container_id}` checked (at most 255 characters of letters, "
+        "digits and _ + . -)"
+    ]
     details.append(f"{ctx.config_name} decoded and validated; rootfs `{ctx.rootfs}`")
     details.extend(capability_summary(ctx))
     details.extend(seccomp_summary(ctx))
@@ -224,9 +227,6 @@ def plan_intermediate(plan: Plan, ctx: Context) -> None:
         INTERMEDIATE,
         "join the cgroup (write its pid to each hierarchy's cgroup.procs)",
     )
-    affinity = dig(ctx.process, "exec_cpu_affinity", "initial")
-    if affinity:
-        plan.add("create", INTERMEDIATE, f"set the CPU affinity to {affinity}")
     io = dig(ctx.process, "io_priority")
     if io is not None:
         plan.add(
@@ -444,9 +444,6 @@ def plan_process_attributes(plan: Plan, ctx: Context) -> None:
     policy = dig(ctx.linux, "memory_policy")
     if policy is not None:
         details.append(f"memory policy {policy.mode} {policy.nodes or ''}".strip())
-    final = dig(ctx.process, "exec_cpu_affinity", "final")
-    if final:
-        details.append(f"CPU affinity {final}")
     sched = dig(ctx.process, "scheduler")
     if sched is not None:
         details.append(f"scheduler {sched.policy}")
