@@ -46,9 +46,26 @@ def running_sealed() -> bool:
         return False
 
 
+#: Global flags that take a value as the next argument (``--root DIR``).
+_VALUE_FLAGS = frozenset({"root", "log", "log-format", "rootless", "criu"})
+
+
 def wants_sealed(argv: list[str]) -> bool:
-    """Whether the command line names a command that enters a container."""
-    return any(arg in ENTERING_COMMANDS for arg in argv)
+    """Whether the command line's command is one that enters a container.
+
+    The command is the first argument that is neither a global flag nor a
+    flag's value; anything unusual counts as "maybe" (re-executing costs a
+    few milliseconds, never correctness).
+    """
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            return any(a in ENTERING_COMMANDS for a in args)
+        if not arg.startswith("-"):
+            return arg in ENTERING_COMMANDS
+        if "=" not in arg and arg.lstrip("-") in _VALUE_FLAGS:
+            next(args, None)
+    return False
 
 
 def copy_interpreter() -> int:
