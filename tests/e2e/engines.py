@@ -64,11 +64,6 @@ HOST_DIRS = [
 #: reports that as a failure, and the entry must go.
 KNOWN_PYRUNTIME_FAILURES: dict[str, str] = {}
 
-EXEC_REASON = (
-    "issue 5: `pyruntime exec` is still a not-implemented stub; the engine's "
-    'exec call fails with "`exec` is not implemented yet in pyruntime"'
-)
-
 
 def run(argv, *, check=True, timeout=60, **kw) -> subprocess.CompletedProcess:
     """Run a command in text mode, capturing its output by default."""
@@ -98,18 +93,6 @@ def wait_for(predicate, timeout: float = 20, interval: float = 0.1, what="it"):
 def unique(prefix: str) -> str:
     """A name no other test, session or host user has."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def exec_is_stub(binary: str) -> bool:
-    """True while the runtime's ``exec`` is the not-implemented placeholder."""
-    result = run([binary, "exec", "--help"], check=False)
-    return "not implemented" in (result.stdout + result.stderr)
-
-
-def mark_needs_exec(request, runtime_name: str) -> None:
-    """Expect failure where the scenario needs an exec the runtime lacks."""
-    if runtime_name == "pyruntime" and exec_is_stub(RUNTIMES["pyruntime"]):
-        request.node.add_marker(pytest.mark.xfail(reason=EXEC_REASON, strict=True))
 
 
 def processes_mentioning(text: str) -> list[int]:

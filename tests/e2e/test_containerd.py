@@ -18,7 +18,6 @@ from tests.e2e.engines import (
     MEMORY_HOG,
     RUNTIMES,
     SERVE,
-    mark_needs_exec,
     run,
     wait_for,
 )
@@ -93,8 +92,7 @@ def test_detached_kill_delete(ctr):
     assert not ctr.leftovers(container_id)
 
 
-def test_task_exec(ctr, request):
-    mark_needs_exec(request, ctr.runtime_name)
+def test_task_exec(ctr):
     container_id = ctr.new_id()
     ctr.run(container_id, "sh", "-c", SERVE, flags=["-d"])
     ctr.wait_status(container_id, "RUNNING")

@@ -23,7 +23,6 @@ from tests.e2e.engines import (
     IMAGE,
     SERVE,
     leftovers,
-    mark_needs_exec,
     record_cgroup,
     remove_cgroup_tree,
     unique,
@@ -215,8 +214,7 @@ def test_pod_lifecycle(pod):
     pod.id, pod.containers = "", []
 
 
-def test_pod_exec_sync(pod, request):
-    mark_needs_exec(request, pod.runtime_name)
+def test_pod_exec_sync(pod):
     container_id = pod.start_serving()
 
     script = "echo out $(cat /proc/1/comm); echo err >&2; exit 4"

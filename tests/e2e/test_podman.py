@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.engines import IMAGE, MEMORY_HOG, SERVE, mark_needs_exec, wait_for
+from tests.e2e.engines import IMAGE, MEMORY_HOG, SERVE, wait_for
 
 CAP_CHOWN = 1 << 0
 
@@ -83,8 +83,7 @@ def test_detached_stop_rm(pm):
     remove(pm, name)
 
 
-def test_exec(pm, request):
-    mark_needs_exec(request, pm.runtime_name)
+def test_exec(pm):
     name = serve(pm)
     script = "echo in $(cat /proc/1/comm); exit 7"
     result = pm("exec", name, "sh", "-c", script, check=False)
