@@ -309,3 +309,23 @@ def assert_nothing_left(runtime: Runtime, container_id: str, *marks: str) -> Non
     for mark in (container_id, *marks):
         assert not mounts_mentioning(mark), f"host mounts mention {mark}"
         assert not processes_mentioning(mark), f"processes mention {mark}"
+
+
+def assert_refused(runtime, result, cid: str, *words: str) -> str:
+    """Exit 1, one error line naming ``words``, and nothing left behind."""
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert not (runtime.root / cid).exists()
+    assert cgroup_dirs(cid) == []
+    assert processes_mentioning(cid) == []
+    return lines[0]
+
+
+def create_refused(runtime, bundle, *words: str) -> str:
+    """``create`` must fail cleanly; return its error line."""
+    cid = runtime.new_id()
+    result = runtime.create(bundle, cid)
+    return assert_refused(runtime, result, cid, *words)

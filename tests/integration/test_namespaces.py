@@ -21,7 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Bundle, cgroup_dirs, processes_mentioning, reap
+from tests.conftest import (
+    Bundle,
+    create_refused,
+    reap,
+)
 
 pytestmark = pytest.mark.root
 
@@ -69,21 +73,6 @@ def output_of(runtime, bundle, script: str) -> str:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return result.stdout
-
-
-def create_refused(runtime, bundle, *words: str) -> str:
-    """``create`` fails: exit 1, one line naming ``words``, nothing left."""
-    cid = runtime.new_id()
-    result = runtime.create(bundle, cid)
-    assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    assert not (runtime.root / cid).exists()
-    assert cgroup_dirs(cid) == []
-    assert processes_mentioning(cid) == []
-    return lines[0]
 
 
 @pytest.fixture

@@ -23,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cgroup_dirs, processes_mentioning, reap
+from tests.conftest import (
+    assert_refused,
+    create_refused,
+    reap,
+)
 
 pytestmark = pytest.mark.root
 
@@ -48,26 +52,6 @@ def output_of(runtime, bundle, script: str, *flags: str) -> str:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return result.stdout
-
-
-def assert_refused(runtime, result, cid: str, *words: str) -> str:
-    """Exit 1, one error line naming ``words``, and nothing left behind."""
-    assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    assert not (runtime.root / cid).exists()
-    assert cgroup_dirs(cid) == []
-    assert processes_mentioning(cid) == []
-    return lines[0]
-
-
-def create_refused(runtime, bundle, *words: str) -> str:
-    """``create`` must fail cleanly; return its error line."""
-    cid = runtime.new_id()
-    result = runtime.create(bundle, cid)
-    return assert_refused(runtime, result, cid, *words)
 
 
 def read_pid(path) -> int:

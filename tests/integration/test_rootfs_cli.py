@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cgroup_dirs, processes_mentioning, reap
+from tests.conftest import create_refused, reap
 
 pytestmark = pytest.mark.root
 
@@ -72,21 +72,6 @@ def output_of(runtime, bundle, script: str, *flags: str) -> str:
 
 def container_mounts(runtime, bundle, *flags: str) -> list[MountInfo]:
     return mount_table(output_of(runtime, bundle, "cat /proc/self/mountinfo", *flags))
-
-
-def create_refused(runtime, bundle, *words: str) -> str:
-    """``create`` fails: exit 1, one line naming ``words``, nothing left."""
-    cid = runtime.new_id()
-    result = runtime.create(bundle, cid)
-    assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    assert not (runtime.root / cid).exists()
-    assert cgroup_dirs(cid) == []
-    assert processes_mentioning(cid) == []
-    return lines[0]
 
 
 def add_mounts(bundle, *mounts: dict) -> None:
