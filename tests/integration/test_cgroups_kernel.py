@@ -287,6 +287,30 @@ def test_cgroups_v1_cpuset_seeded_from_parent(manager):
 
 
 @needs_v1
+def test_cgroups_v1_cpuset_fills_a_parent_left_empty(cgroup_path, procs):
+    # A parallel create made the shared parent but has not filled it in yet:
+    # this create must fill it (and its own cgroup) before a task can enter.
+    child = open_manager(f"{cgroup_path}/child", "unused")
+    parent_dir = os.path.dirname(child.paths()["cpuset"])
+    os.mkdir(parent_dir)
+    try:
+        assert read(os.path.join(parent_dir, "cpuset.cpus")) == ""
+        child.create()
+        try:
+            assert read(file_for(child, "cpuset", "cpuset.cpus"))
+            assert read(file_for(child, "cpuset", "cpuset.mems"))
+            proc = start_blocked(procs, "true")
+            child.add_process(proc.pid)
+            release(proc)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            cleanup(child)
+    finally:
+        if os.path.isdir(parent_dir):
+            os.rmdir(parent_dir)
+
+
+@needs_v1
 def test_cgroups_v1_device_rules(manager):
     manager.apply(
         {

@@ -148,10 +148,12 @@ class Manager:
             self._created.append(level)
 
     def _seed_cpusets(self, directory: str, mountpoint: str | None) -> None:
+        # Every level, top down, as runc does: a parallel create may have made
+        # a shared parent and not yet filled it in. Only empty files are
+        # written, and an empty cpuset cannot hold a task anyway.
         levels = paths.missing_ancestors(directory, mountpoint or "/")
         for level in levels:
-            if level in self._created:
-                v1.seed_cpuset(level)
+            v1.seed_cpuset(level)
 
     # ----------------------------------------------------------------- apply
 
