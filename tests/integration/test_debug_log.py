@@ -25,7 +25,7 @@ CREATE_STEPS = [
     "create the cgroup and write its limits",
     "make exec.fifo",
     "fork the intermediate process",
-    "intermediate: join the container's cgroup",
+    "join the intermediate process to the container's cgroup",
     "intermediate: create user namespace",
     "write uid_map and gid_map of the new user namespace: uids 0->",
     "intermediate: create namespaces",

@@ -133,7 +133,7 @@ def test_fifty_parallel_containers_keep_their_ids_and_leave_nothing(
 
 #: --debug lines that mark steps of create; the runtime is killed right after.
 KILL_POINTS = [
-    "join the container's cgroup",
+    "to the container's cgroup",
     "create namespaces",
     "container init has pid",
     "bring up lo",

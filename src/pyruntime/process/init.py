@@ -40,7 +40,7 @@ _FATAL_WHILE_WAITING = (
 
 
 def run_intermediate(req, chan: Channel) -> None:
-    """Join the cgroup and the namespaces, fork init, report its pid, exit."""
+    """Wait to be in the cgroup, join the namespaces, fork init, report its pid."""
     log.set_actor("intermediate")
     try:
         # Nobody in the container may ptrace us or open our /proc files;
@@ -50,7 +50,7 @@ def run_intermediate(req, chan: Channel) -> None:
         if os.getppid() != req.runtime_pid:
             os._exit(1)
         close_caller_fds(3 + req.preserve_fds)
-        enter_cgroup(req)
+        chan.expect("cgroup-joined")  # the runtime moved us into the cgroup
         process_attrs.apply_io_priority(req.spec.process)
         set_oom_score_adj(req.spec.process)
         enter_namespaces(req, chan)
@@ -83,18 +83,6 @@ def close_caller_fds(first: int) -> None:
                 os.close(fd)
         except OSError:
             pass  # the directory's own fd, already gone
-
-
-def enter_cgroup(req) -> None:
-    """Move into the container's cgroup before any namespace changes.
-
-    Children inherit it, so init is born in its final cgroup; and a cgroup
-    namespace created afterwards has this cgroup as its root.
-    """
-    if req.cgroup is not None:
-        paths = ", ".join(sorted(set(req.cgroup.paths().values())))
-        log.debug(f"join the container's cgroup ({paths}): children are born in it")
-        req.cgroup.add_process(os.getpid())
 
 
 def set_oom_score_adj(process) -> None:

@@ -86,8 +86,8 @@ class Launch:
         self.req.runtime_pid = os.getpid()
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         log.debug(
-            "fork the intermediate process: it joins the cgroup and the "
-            "namespaces, then forks init (a new pid namespace takes children only)"
+            "fork the intermediate process: it joins the namespaces, then forks "
+            "init (a new pid namespace takes children only)"
         )
         pid = os.fork()
         if pid == 0:
@@ -102,6 +102,7 @@ class Launch:
         if self.req.console_sock is not None:
             self.req.console_sock.close()
         try:
+            self.join_cgroup(parent)
             self.converse(parent)
         except BaseException:
             self.abort()
@@ -109,6 +110,25 @@ class Launch:
         finally:
             parent.close()
         return self.init_pid
+
+    def join_cgroup(self, chan: Channel) -> None:
+        """Put the intermediate process into the container's cgroup.
+
+        The runtime does it, not the child: the first write to a v1
+        ``cgroup.procs`` waits for an RCU grace period (milliseconds), and
+        meanwhile the child loads the code it runs. Children inherit the
+        cgroup, so init is born in it; a cgroup namespace the child creates
+        afterwards has it as its root.
+        """
+        cgroup = self.req.cgroup
+        if cgroup is not None:
+            paths = ", ".join(sorted(set(cgroup.paths().values())))
+            log.debug(
+                "join the intermediate process to the container's cgroup "
+                f"({paths}): its children are born in it"
+            )
+            cgroup.add_process(self.intermediate_pid)
+        chan.send("cgroup-joined")
 
     def converse(self, chan: Channel) -> None:
         """Answer the children's messages until init says ``ready``."""

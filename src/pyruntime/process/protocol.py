@@ -1,8 +1,8 @@
 """The messages the runtime and its children exchange while creating a container.
 
 Three processes take part. The runtime (**R**) forks an *intermediate*
-process (**I**), which joins the cgroup and the namespaces and forks the
-container's *init* (**N**); **I** exits at once, so that **N** is re-parented
+process (**I**) and moves it into the cgroup; **I** joins the namespaces and
+forks the container's *init* (**N**), then exits at once, so that **N** is re-parented
 to the runtime (a child subreaper) and later to the caller's subreaper. A
 second process is needed because a new pid namespace applies only to the
 children of the process that unshares it.
@@ -13,6 +13,7 @@ each a JSON object with a ``type``.
 ====  ===================  =====================================================
 from  type                 meaning
 ====  ===================  =====================================================
+R     ``cgroup-joined``    R moved I into the container's cgroup: I goes on
 I     ``map-ids``          I unshared its user namespace: write its id maps
 R     ``ids-mapped``       done; I goes on with the other namespaces
 I     ``init-pid``         N exists (``pid``: its pid in R's pid namespace)
