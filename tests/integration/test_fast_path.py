@@ -123,3 +123,37 @@ def test_delete_kills_what_a_dead_init_left_in_its_cgroup(runtime, bundle, tmp_p
     runtime.ok("delete", cid)
     assert reap(sleeper) == 128 + 9, "delete kills what is left in the cgroup"
     assert cgroup_dirs(cid) == []
+
+
+def test_exec_is_the_same_on_both_paths(runtime, bundle, tmp_path):
+    bundle.edit(lambda c: c["process"].update(args=["sleep", "60"]))
+    cid = runtime.new_id()
+    pid_file = tmp_path / "pid"
+    assert runtime.create(bundle, cid, "--pid-file", str(pid_file)).returncode == 0
+    runtime.ok("start", cid)
+    flags = ["-e", "A=1", "--env=B=2", "-g", "5", "-u", "1:1", "--cwd", "/tmp"]
+    script = "echo $A $B; id; pwd; exit 3"
+    # ``--`` before the id is click's alone: that line takes the click path.
+    fast = runtime("exec", *flags, cid, "sh", "-c", script)
+    slow = runtime("exec", *flags, "--", cid, "sh", "-c", script)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode == 3
+    assert fast.stdout.splitlines()[0] == "1 2"
+    assert fast.stdout.splitlines()[2] == "/tmp"
+    fast = runtime("exec", "--cap", "CAP_BOGUS", cid, "true", log_json=True)
+    slow = runtime("exec", "--cap", "CAP_BOGUS", "--", cid, "true", log_json=True)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode == 255
+    assert fast.stderr == 'exec failed: --cap "CAP_BOGUS": unknown capability\n'
+    lines = [json.loads(line) for line in runtime.log.read_text().splitlines()]
+    assert [line["msg"] for line in lines] == [fast.stderr.strip()] * 2
+    runtime.ok("delete", "--force", cid)
+    assert reap(int(pid_file.read_text())) == 128 + 9

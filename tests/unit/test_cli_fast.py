@@ -9,8 +9,10 @@ import warnings
 
 import pytest
 
+from pyruntime import execution
 from pyruntime.cli import commands, entry, fast
 from pyruntime.cli.flags import normalize_argv
+from pyruntime.cli.group import run_click
 from pyruntime.cli.main import cli, register_commands
 from pyruntime.errors import UsageError
 
@@ -105,7 +107,6 @@ def test_fast_path_reads_like_click(argv):
         ["--bogus", "state", "c1"],
         ["--debug=maybe", "state", "c1"],
         ["spec"],
-        ["exec", "c1", "true"],
         ["ps", "c1"],
     ],
 )
@@ -184,3 +185,134 @@ def test_pth_code_makes_the_entry_point_plain(tmp_path):
     assert not entry._runs_code(str(tmp_path))
     (tmp_path / "hook.pth").write_text("import something; something.install()\n")
     assert entry._runs_code(str(tmp_path))
+
+
+# ------------------------------------------------------------------- exec
+
+EXEC_LINES = [
+    ["exec", "c1", "true"],
+    ["exec", "c1", "sh", "-c", "echo hi"],
+    ["exec", "c1", "ls", "--help"],
+    ["exec", "c1", "-e", "X=1"],
+    ["exec", "c1", "--", "true"],
+    ["exec", "c1", "--", "--", "x"],
+    ["exec", "c1", "--"],
+    ["exec", "c1", "-"],
+    ["exec", "c1"],
+    ["exec", "-", "true"],
+    ["exec", "-t", "c1", "sh"],
+    ["exec", "-d", "--pid-file", "/p", "c1", "sleep", "9"],
+    ["exec", "-e", "A=1", "-e", "B=2", "--env", "C=3", "c1", "env"],
+    ["exec", "--env=D=4", "-env", "E=5", "-env=F=6=7", "-e", "A=1", "c1", "env"],
+    ["exec", "-e", "A", "-e", "A", "--env=", "c1", "env"],
+    ["exec", "-c", "CAP_SYS_ADMIN", "--cap", "cap_kill", "-cap=CAP_CHOWN", "c1"],
+    ["exec", "-g", "5", "--additional-gids", "6", "-additional-gids=7", "c1", "id"],
+    ["exec", "-g", " 8 ", "-g", "+9", "-g", "1_000", "-g", "\u0663", "c1", "id"],
+    ["exec", "-u", "1000:1000", "--cwd", "/tmp", "c1", "pwd"],
+    ["exec", "--user=0", "-cwd=/", "-user", "root", "c1", "pwd"],
+    ["exec", "--cwd", "a", "--cwd", "b", "--cwd", "", "c1", "pwd"],
+    ["exec", "-p", "/process.json", "c1"],
+    ["exec", "--process", "p.json", "--detach", "--console-socket", "s", "-t", "c1"],
+    ["exec", "-process=/p.json", "-detach", "-tty=true", "-console-socket=s", "c1"],
+    ["exec", "--tty=false", "--detach=1", "--no-new-privs=TRUE", "c1", "true"],
+    ["exec", "-t", "-t", "--tty=f", "--ignore-paused=no", "c1", "true"],
+    ["exec", "--no-new-privs", "--apparmor", "p", "--process-label", "l", "c1"],
+    ["exec", "-apparmor=p", "-process-label", "l", "-no-new-privs", "c1", "true"],
+    ["exec", "--preserve-fds", "2", "c1", "true"],
+    ["exec", "--preserve-fds=0", "-preserve-fds", "3", "c1", "true"],
+    ["exec", "--cgroup", "memory:sub", "--cgroup", "cpu,cpuacct:sub", "c1", "true"],
+    ["exec", "-cgroup=sub", "--ignore-paused", "-ignore-paused", "c1", "true"],
+    ["--root", "/r", "--log-format=json", "exec", "-t", "c1", "sh"],
+    ["-root=/r", "--debug", "exec", "--pid-file=p", "-d", "c1", "sleep", "1"],
+]
+
+
+@pytest.mark.parametrize("argv", EXEC_LINES)
+def test_fast_path_reads_exec_like_click(argv):
+    parsed = fast.parse(argv)
+    assert parsed is not None, "the fast path should take this command line"
+    values, name, options, args = parsed
+    assert (values, name, options, args) == click_reading(argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["exec"],
+        ["exec", "--help"],
+        ["exec", "-h"],
+        ["exec", "-help"],
+        ["exec", "-td", "c1", "sh"],
+        ["exec", "-eA=1", "c1", "env"],
+        ["exec", "-e=A", "c1", "env"],
+        ["exec", "-uroot", "c1", "true"],
+        ["exec", "-t=true", "c1", "true"],
+        ["exec", "--env", "-x", "c1", "env"],
+        ["exec", "--cwd", "--tty", "c1", "pwd"],
+        ["exec", "-g", "x", "c1", "id"],
+        ["exec", "-g", "5.0", "c1", "id"],
+        ["exec", "-g", "-1", "c1", "id"],
+        ["exec", "-g", "5", "-g", "", "c1", "id"],
+        ["exec", "--preserve-fds", "x", "c1", "true"],
+        ["exec", "--preserve-fds", "-1", "c1", "true"],
+        ["exec", "--", "c1", "true"],
+        ["exec", "-t", "--", "c1", "true"],
+        ["exec", "--tty=maybe", "c1", "true"],
+        ["exec", "--detach=", "c1", "true"],
+        ["exec", "--bogus", "c1", "true"],
+        ["exec", "--root", "/r", "c1", "true"],
+        ["exec", "--env"],
+        ["exec", "-t"],
+        ["exec", "--process"],
+        ["exec", "--ENV", "A=1", "c1"],
+    ],
+)
+def test_fast_path_leaves_odd_exec_lines_to_click(argv):
+    assert fast.parse(argv) is None
+
+
+@pytest.fixture
+def exec_calls(monkeypatch):
+    """Replace exec_process: record (root, id, ExecOptions), return 7."""
+    calls = []
+
+    def record(root, container_id, opts):
+        calls.append((root, container_id, opts))
+        return 7
+
+    monkeypatch.setattr(execution, "exec_process", record)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--root", "/r", "exec", "c1", "--", "true"],
+        ["--root", "/r", "exec", "--pid-file", "rel.pid", "-d", "c1", "sleep", "1"],
+        ["--root=/r", "exec", "-t", "-d", "--console-socket", "s", "c1", "sh"],
+        ["--root", "/r", "exec", "-e", "A=1", "-g", "5", "-c", "CAP_KILL", "c1", "id"],
+        ["--root", "/r", "exec", "-p", "proc.json", "--preserve-fds=2", "c1"],
+    ],
+)
+def test_exec_runs_alike_both_ways(exec_calls, argv):
+    assert fast.run(list(argv)) == 7
+    assert run_click(list(argv)) == 7
+    fast_call, click_call = exec_calls
+    assert fast_call == click_call
+    assert isinstance(fast_call[2].args, tuple)
+    if fast_call[2].pid_file:
+        assert fast_call[2].pid_file == os.path.abspath("rel.pid")
+
+
+def test_exec_errors_are_exec_failed(monkeypatch):
+    from pyruntime.errors import ExecFailedError, StateError
+
+    def refuse(*_args):
+        raise StateError("cannot exec in a stopped container")
+
+    monkeypatch.setattr(execution, "exec_process", refuse)
+    for run_line in (fast.run, run_click):
+        with pytest.raises(ExecFailedError) as err:
+            run_line(["--root", "/r", "exec", "c1", "true"])
+        assert err.value.exit_code == 255
+        assert str(err.value) == "exec failed: cannot exec in a stopped container"

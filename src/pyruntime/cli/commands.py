@@ -451,25 +451,12 @@ def exec_flags(func):
 @exec_flags
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def exec_(ctx, args, pid_file, console_socket, **flags):
+def exec_(ctx, args, **flags):
     """Run a new process inside a container: ID COMMAND [ARG...] or -p FILE ID."""
-    from pyruntime import execution
-    from pyruntime.errors import ExecFailedError, RuntimeError_
+    from pyruntime.cli.fast_exec import run_exec
 
     require_args(ctx, args, 1, at_least=True)
-    command = args[1:]
-    if command[:1] == ("--",):
-        command = command[1:]
-    opts = execution.ExecOptions(
-        args=command,
-        pid_file=os.path.abspath(pid_file) if pid_file else None,
-        console_socket=os.path.abspath(console_socket) if console_socket else None,
-        **flags,
-    )
-    try:
-        return execution.exec_process(ctx.obj.root, args[0], opts)
-    except RuntimeError_ as err:
-        raise ExecFailedError(err) from err
+    return run_exec(ctx.obj.root, args, flags)
 
 
 def not_yet(name: str, summary: str) -> click.Command:

@@ -8,15 +8,16 @@ cgroup, security and process modules it needs for ``create``. This module
 therefore
 
 1. parses runc's grammar for ``state``, ``kill``, ``start``, ``delete``,
-   ``list``, ``create`` and ``run``: the global flags (``--root``, ``--log``,
-   ``--log-format``, ``--debug``, ``--systemd-cgroup``, ``--rootless``,
-   ``--criu``) and each command's own, spelled ``--flag value``,
-   ``--flag=value``, Go's ``-flag`` and ``-flag=value``, and booleans as
-   ``--flag=true|false``, exactly as :mod:`pyruntime.cli.flags` rewrites them
-   for click;
+   ``list``, ``create``, ``run`` and ``exec``: the global flags (``--root``,
+   ``--log``, ``--log-format``, ``--debug``, ``--systemd-cgroup``,
+   ``--rootless``, ``--criu``) and each command's own, spelled ``--flag
+   value``, ``--flag=value``, Go's ``-flag`` and ``-flag=value``, booleans as
+   ``--flag=true|false``, and repeated options (``exec --env``), exactly as
+   :mod:`pyruntime.cli.flags` rewrites them for click;
 2. runs the common case of ``state``, ``kill``, ``start``, ``delete`` and
    ``list`` itself, from the state directory alone, and hands everything
-   else to :mod:`pyruntime.container` (``create`` and ``run`` always).
+   else to :mod:`pyruntime.container` (``create`` and ``run`` always), or
+   to :mod:`pyruntime.execution` (``exec``, see :mod:`.fast_exec`).
 
 Anything it does not recognise (``--help``, ``--version``, an unknown or
 misspelt flag, a wrong number of arguments, an option after the container
@@ -45,6 +46,7 @@ import os
 import sys
 
 from pyruntime import log
+from pyruntime.cli import fast_exec, fast_inspect
 from pyruntime.cli.flags import FALSE_WORDS, TRUE_WORDS
 from pyruntime.cli.main import Globals, default_root
 from pyruntime.errors import (
@@ -115,13 +117,26 @@ _RUN_DEFAULTS = {
 
 
 class _Command:
-    """One command the fast path takes: its options and argument count."""
+    """One command the fast path takes: its options and argument count.
 
-    def __init__(self, handler, options=None, defaults=None, nargs=(1, 1)) -> None:
+    ``nargs`` is (minimum, maximum), the maximum None for "any number".
+    With ``program_args``, the arguments after the first belong to the
+    container's program (``exec``): they are taken as they are, dashes and
+    all, as click does with ``allow_interspersed_args`` off.
+    """
+
+    def __init__(
+        self, handler, options=None, defaults=None, nargs=(1, 1), program_args=False
+    ) -> None:
         self.handler = handler
         self.options = options or {}
         self.defaults = defaults or {}
         self.min_args, self.max_args = nargs
+        self.program_args = program_args
+
+
+#: Options click reads as integers (``type=int``, one or repeated).
+_INTEGER_OPTIONS = ("preserve_fds", "additional_gids")
 
 
 def parse(argv: list[str]):
@@ -138,23 +153,49 @@ def parse(argv: list[str]):
         options = dict(command.defaults)
         index = _parse_options(argv, index + 1, command.options, options)
         args = argv[index:]
-        # click takes options after the arguments too: leave those to it.
-        if any(arg.startswith("-") and arg != "-" for arg in args):
+        # click takes options after the arguments too: leave those to it
+        # (not after exec's id: from there on, they are the program's).
+        if not command.program_args and any(
+            arg.startswith("-") and arg != "-" for arg in args
+        ):
             raise _Fallback
-        if not command.min_args <= len(args) <= command.max_args:
+        if not _count_fits(command, len(args)):
             raise _Fallback  # click prints "Incorrect Usage" and the help
-        if "preserve_fds" in options:
-            try:
-                options["preserve_fds"] = int(options["preserve_fds"])
-            except ValueError:
-                raise _Fallback from None
+        _convert_integers(options)
     except _Fallback:
         return None
     return values, name, options, args
 
 
+def _count_fits(command: _Command, count: int) -> bool:
+    """Tell whether ``command`` takes ``count`` arguments."""
+    if count < command.min_args:
+        return False
+    return command.max_args is None or count <= command.max_args
+
+
+def _convert_integers(options: dict) -> None:
+    """Make integers of the integer options; one int() refuses goes to click."""
+    for dest in _INTEGER_OPTIONS:
+        if dest not in options:
+            continue
+        value = options[dest]
+        try:
+            if isinstance(value, tuple):
+                options[dest] = tuple(int(item) for item in value)
+            else:
+                options[dest] = int(value)
+        except ValueError:
+            raise _Fallback from None
+
+
 def _parse_options(argv: list[str], index: int, table: dict, values: dict) -> int:
-    """Read options from ``argv[index:]`` into ``values``; return where they end."""
+    """Read options from ``argv[index:]`` into ``values``; return where they end.
+
+    An option whose value in ``values`` is a tuple (its default) is
+    repeatable: each use adds its value at the end, as click's
+    ``multiple=True``. Any other option's last use wins.
+    """
     while index < len(argv):
         arg = argv[index]
         if arg == "-" or not arg.startswith("-"):
@@ -181,7 +222,10 @@ def _parse_options(argv: list[str], index: int, table: dict, values: dict) -> in
                 raise _Fallback
             value = argv[index]
             index += 1
-        values[dest] = value
+        if isinstance(values.get(dest), tuple):
+            values[dest] = (*values[dest], value)
+        else:
+            values[dest] = value
     return index
 
 
@@ -364,6 +408,25 @@ COMMANDS = {
     ),
     "create": _Command(cmd_create, _CREATE_OPTIONS, _CREATE_DEFAULTS),
     "run": _Command(cmd_run, _RUN_OPTIONS, _RUN_DEFAULTS),
+    "exec": _Command(
+        fast_exec.cmd_exec,
+        fast_exec.OPTIONS,
+        fast_exec.DEFAULTS,
+        nargs=(1, None),
+        program_args=True,
+    ),
+    "check": _Command(
+        fast_inspect.cmd_check,
+        fast_inspect.CHECK_OPTIONS,
+        fast_inspect.CHECK_DEFAULTS,
+        nargs=(0, 1),
+    ),
+    "explain": _Command(
+        fast_inspect.cmd_explain,
+        fast_inspect.EXPLAIN_OPTIONS,
+        fast_inspect.EXPLAIN_DEFAULTS,
+        nargs=(0, 1),
+    ),
 }
 
 
