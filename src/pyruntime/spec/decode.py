@@ -42,8 +42,9 @@ _SEMVER = re.compile(
     re.ASCII,
 )
 
-# Finds NaN/Infinity outside string literals, to place them for the user.
-_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.DOTALL)
+# Finds NaN/Infinity outside string literals, to place them for the user
+# (compiled on first use: only a document holding one needs it).
+_CONSTANT = r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)'
 
 _JSON_TYPES = {
     type(None): "null",
@@ -166,7 +167,7 @@ def reject_constant(name: str) -> float:
 
 def locate_constant(text: str) -> int:
     """Return the offset of the first NaN/Infinity outside a string literal."""
-    for match in _CONSTANT.finditer(text):
+    for match in re.finditer(_CONSTANT, text, re.DOTALL):
         if match.group(1):
             return match.start(1)
     return 0
