@@ -17,11 +17,11 @@ created, not even the ``--root`` directory.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from pyruntime.check.context import Context, dig
 from pyruntime.check.findings import CONFIG, ERROR, Report
+from pyruntime.records import dataclass, field
 
 RUNTIME, INTERMEDIATE, INIT = "runtime", "intermediate", "init"
 COMMANDS = ("create", "start", "delete")
@@ -607,3 +607,10 @@ def render_text(plan: dict[str, Any]) -> str:
         lines.append(f"    {step['n']:>2}. {step['what']}")
         lines += [f"        {detail}" for detail in step["details"]]
     return "\n".join(lines) + "\n"
+
+
+def render_json(plan: dict[str, Any]) -> str:
+    """The plan as indented JSON."""
+    import json
+
+    return json.dumps(plan, indent=2, ensure_ascii=False) + "\n"

@@ -5,25 +5,23 @@ directory), read it and this host, and change nothing; ``check --run`` then
 runs the bundle through the real CLI, with a private state root, as a smoke
 test. The work is in :mod:`pyruntime.check` and :mod:`pyruntime.explain`,
 imported only when a command runs, so these commands cost nothing to the
-others' start-up.
+others' start-up. The common cases (everything but ``check --run``) are
+taken by the fast path without click; both readings call the same
+functions of :mod:`pyruntime.cli.fast_inspect`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
-from pyruntime.errors import UsageError
+from pyruntime.cli.fast_inspect import (
+    CONFIG_NAME,
+    check_format,
+    run_check,
+    run_explain,
+)
 
-FORMATS = ("text", "json")
-
-
-def check_format(fmt: str) -> None:
-    """``--format`` is text or json."""
-    if fmt not in FORMATS:
-        raise UsageError(f"invalid format option: {fmt} (text or json)")
+__all__ = ["COMMANDS", "check", "check_format", "explain"]
 
 
 @click.command()
@@ -31,7 +29,7 @@ def check_format(fmt: str) -> None:
 @click.option(
     "--config",
     "config_name",
-    default="config.json",
+    default=CONFIG_NAME,
     help="the config file in the bundle (default: config.json)",
 )
 @click.option(
@@ -47,21 +45,7 @@ def check_format(fmt: str) -> None:
 @click.pass_context
 def check(ctx, fmt, config_name, smoke, timeout, bundle):
     """Report every problem of a bundle; exit 1 if it would not run."""
-    from pyruntime.check import check_bundle
-    from pyruntime.check.render import render_json, render_text, use_colour
-
-    check_format(fmt)
-    if timeout <= 0:
-        raise UsageError("--timeout must be greater than 0")
-    path = os.path.abspath(bundle or ".")
-    run_timeout = timeout if smoke else None
-    report = check_bundle(path, config_name, ctx.obj.systemd_cgroup, run_timeout)
-    if fmt == "json":
-        sys.stdout.write(render_json(report))
-    else:
-        sys.stdout.write(render_text(report, use_colour(sys.stdout)))
-    sys.stdout.flush()
-    return 0 if report.runnable else 1
+    return run_check(ctx.obj.systemd_cgroup, fmt, config_name, timeout, smoke, bundle)
 
 
 @click.command()
@@ -69,7 +53,7 @@ def check(ctx, fmt, config_name, smoke, timeout, bundle):
 @click.option(
     "--config",
     "config_name",
-    default="config.json",
+    default=CONFIG_NAME,
     help="the config file in the bundle (default: config.json)",
 )
 @click.option(
@@ -82,24 +66,7 @@ def check(ctx, fmt, config_name, smoke, timeout, bundle):
 @click.pass_context
 def explain(ctx, fmt, config_name, container_id, bundle):
     """Print, in order, what create, start and delete would do."""
-    import json
-
-    from pyruntime.explain import explain_bundle, render_text
-
-    check_format(fmt)
-    plan = explain_bundle(
-        os.path.abspath(bundle or "."),
-        config_name,
-        root=ctx.obj.root,
-        container_id=container_id,
-        systemd_cgroup=ctx.obj.systemd_cgroup,
-    )
-    if fmt == "json":
-        sys.stdout.write(json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.write(render_text(plan))
-    sys.stdout.flush()
-    return 1 if plan["problems"] else 0
+    return run_explain(ctx.obj, fmt, config_name, container_id, bundle)
 
 
 COMMANDS = [check, explain]
