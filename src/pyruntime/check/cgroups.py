@@ -30,9 +30,8 @@ V1_NOT_ON_ROOT = {
     "blkio.bfq.weight": "blkio.bfq.io_service_bytes",
     "blkio.bfq.weight_device": "blkio.bfq.io_service_bytes",
 }
-_DEVICE_FILES = re.compile(r"^(blkio\.(throttle\.|bfq\.|leaf_)?\w*device|io\.\w+)$")
-_DEVICE_VALUE = re.compile(r"^(\d+):(\d+) ")
-_FIELD = re.compile(r"linux\.resources(\.[\w.\[\]\"-]+)?")
+#: A field named in an UnsupportedError (compiled only when one is met).
+_FIELD = r"linux\.resources(\.[\w.\[\]\"-]+)?"
 _CFS_PERIOD = range(1000, 1_000_001)
 _CFS_MIN_QUOTA = 1000
 
@@ -80,7 +79,7 @@ def plan_for(ctx: Context, manager):
             )
     except UnsupportedError as err:
         message = str(err)
-        match = _FIELD.search(message)
+        match = re.search(_FIELD, message)
         ctx.report.error(
             HOST,
             "cgroup",
@@ -219,8 +218,8 @@ def check_value(ctx: Context, write, found: tuple[str, str], probe: str) -> None
     name, value = found
     if name in ("cpuset.cpus", "cpuset.mems"):
         check_cpuset(ctx, write, name, value, probe)
-    elif _DEVICE_FILES.match(name) and _DEVICE_VALUE.match(value):
-        check_block_device(ctx, write, value)
+    elif is_device_file(name) and device_of(value):
+        check_block_device(ctx, write, device_of(value))
     elif name in ("cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.max"):
         check_cfs(ctx, write, name, value)
 
@@ -296,10 +295,40 @@ def format_list(numbers: set[int]) -> str:
     return ",".join(parts)
 
 
-def check_block_device(ctx: Context, write, value: str) -> None:
-    """A per-device limit needs that block device on this host."""
-    match = _DEVICE_VALUE.match(value)
-    device = f"{match[1]}:{match[2]}"
+def is_device_file(name: str) -> bool:
+    """A file of per-device limits: blkio's ``*device`` files, or v2's ``io.*``.
+
+    Such as ``blkio.weight_device``, ``blkio.throttle.read_bps_device``,
+    ``blkio.bfq.weight_device`` and ``io.max``.
+    """
+    if name.startswith("io."):
+        return is_word(name[3:])
+    if not name.startswith("blkio."):
+        return False
+    rest = name[len("blkio.") :]
+    for prefix in ("throttle.", "bfq."):
+        if rest.startswith(prefix):
+            rest = rest[len(prefix) :]
+            break
+    return rest.endswith("device") and is_word(rest)
+
+
+def is_word(text: str) -> bool:
+    """Letters, digits and underscores only (a regex's ``\\w+``)."""
+    return bool(text) and all(char == "_" or char.isalnum() for char in text)
+
+
+def device_of(value: str) -> str | None:
+    """The ``major:minor`` a per-device value starts with (``8:0 1048576``)."""
+    head, space, _ = value.partition(" ")
+    major, colon, minor = head.partition(":")
+    if space and colon and major.isdecimal() and minor.isdecimal():
+        return head
+    return None
+
+
+def check_block_device(ctx: Context, write, device: str) -> None:
+    """A per-device limit needs block device ``device`` (major:minor) here."""
     if os.path.exists(f"/sys/dev/block/{device}"):
         return
     disks = host_disks()

@@ -61,7 +61,8 @@ _HINTS = (
     ("is not in permitted", "add it to permitted too, or drop it from effective"),
     ("is not in bounding", "add it to bounding too, or drop it from inheritable"),
 )
-_EXPECTED = re.compile(r"expected (?P<kind>[a-z ]+), got")
+#: A decoding problem's expected kind (compiled only when a problem is met).
+_EXPECTED = r"expected (?P<kind>[a-z ]+), got"
 
 
 # --- the stage --------------------------------------------------------------------
@@ -82,7 +83,7 @@ def check_config(ctx: Context) -> None:
 
 def hint_for(message: str) -> str:
     """What to do about a decoding or validation problem."""
-    match = _EXPECTED.search(message)
+    match = re.search(_EXPECTED, message)
     if match:
         kind = match["kind"]
         article = "an" if kind[0] in "aeiou" else "a"

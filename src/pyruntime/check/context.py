@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pyruntime.check.findings import Report
+from pyruntime.records import dataclass
 
 
 @dataclass

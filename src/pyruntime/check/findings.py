@@ -17,8 +17,9 @@ Only errors decide the exit status: a bundle with warnings still runs.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from pyruntime.records import dataclass, field
 
 ERROR = "error"
 WARNING = "warning"
@@ -44,7 +45,14 @@ class Finding:
 
     def as_dict(self) -> dict[str, str]:
         """The finding as a JSON object."""
-        return asdict(self)
+        return {
+            "severity": self.severity,
+            "group": self.group,
+            "code": self.code,
+            "where": self.where,
+            "message": self.message,
+            "hint": self.hint,
+        }
 
 
 @dataclass

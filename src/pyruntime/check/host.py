@@ -11,7 +11,6 @@ not have yet.
 from __future__ import annotations
 
 import os
-import platform
 import re
 
 from pyruntime.check.cgroups import check_cgroups
@@ -54,13 +53,14 @@ def describe_host() -> dict:
     """What the report says about the host."""
     from pyruntime.cgroups.host import detect_mode, list_controllers
 
+    host = os.uname()  # what platform.release() and platform.machine() say
     try:
         mode, controllers = detect_mode(), list_controllers()
     except RuntimeError_:
         mode, controllers = "none", []
     return {
-        "kernel": platform.release(),
-        "arch": platform.machine(),
+        "kernel": host.release,
+        "arch": host.machine,
         "cgroup": mode,
         "controllers": controllers,
         "lsm": active_lsms(),
@@ -260,7 +260,7 @@ def check_seccomp_flags(ctx: Context, seccomp) -> None:
 
 def check_seccomp_architectures(ctx: Context, seccomp) -> None:
     """A filter listing architectures but not this one still covers this one."""
-    native = NATIVE_ARCHITECTURES.get(platform.machine())
+    native = NATIVE_ARCHITECTURES.get(os.uname().machine)
     listed = seccomp.architectures
     if native and listed and native not in listed:
         ctx.report.warning(

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
 from typing import Any
+
+from pyruntime.records import dataclass
 
 READ, WRITE, SEARCH = os.R_OK, os.W_OK, os.X_OK
 #: What an id outside every mapping looks like inside a user namespace.
