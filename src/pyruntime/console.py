@@ -12,14 +12,16 @@ terminal of the user program, and is bind-mounted over ``/dev/console``.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
-import socket
 import struct
 import termios
 
 from pyruntime.errors import SetupError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 _TIOCSPTLCK = 0x40045431
 _TIOCGPTN = 0x80045430
@@ -27,6 +29,8 @@ _TIOCGPTN = 0x80045430
 
 def connect_console_socket(path: str) -> socket.socket:
     """Connect to the caller's console socket (in the runtime, before fork)."""
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -58,6 +62,8 @@ def open_pty(rows: int | None, cols: int | None) -> tuple[int, int, str]:
 
 def send_master(sock: socket.socket, master: int) -> None:
     """Send the pty master on the console socket and hang up."""
+    import socket
+
     try:
         socket.send_fds(sock, [b"/dev/ptmx"], [master])
     except OSError as err:
@@ -93,43 +99,56 @@ def relay_terminal(relay, pid: int) -> None:
         raise SetupError("the terminal was not received")
     master = fds[0]
     try:
-        with raw_mode(0), mirrored_size(0, master):
+        with RawMode(0), MirroredSize(0, master):
             copy_terminal(master, pid)
     finally:
         os.close(master)
 
 
-@contextlib.contextmanager
-def raw_mode(fd: int):
+class RawMode:
     """Put ``fd`` in raw mode while inside, when it is a terminal."""
-    import termios
-    import tty
 
-    if not os.isatty(fd):
-        yield
-        return
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.saved = None
+
+    def __enter__(self) -> RawMode:
+        import tty
+
+        if os.isatty(self.fd):
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
-@contextlib.contextmanager
-def mirrored_size(source: int, master: int):
+class MirroredSize:
     """Give ``master`` the size of terminal ``source``, now and on SIGWINCH."""
-    import signal
 
-    if not os.isatty(source):
-        yield
-        return
-    copy_size(source, master)
-    previous = signal.signal(signal.SIGWINCH, lambda *_: copy_size(source, master))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGWINCH, previous)
+    def __init__(self, source: int, master: int) -> None:
+        self.source = source
+        self.master = master
+        self.previous = None
+
+    def __enter__(self) -> MirroredSize:
+        from pyruntime.linux import signals
+
+        if os.isatty(self.source):
+            copy_size(self.source, self.master)
+            self.previous = signals.signal(signals.SIGWINCH, self.on_resize)
+        return self
+
+    def on_resize(self, *_args) -> None:
+        copy_size(self.source, self.master)
+
+    def __exit__(self, *_exc) -> None:
+        if self.previous is not None:
+            from pyruntime.linux import signals
+
+            signals.signal(signals.SIGWINCH, self.previous)
 
 
 def copy_size(source: int, master: int) -> None:

@@ -20,7 +20,6 @@ the state directory removed, poststop hooks run.
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 from pyruntime import OCI_VERSION, hooks, log
@@ -32,6 +31,7 @@ from pyruntime.errors import (
     StateError,
     UsageError,
 )
+from pyruntime.linux import signals
 from pyruntime.linux.procfs import read_start_time
 from pyruntime.records import dataclass
 from pyruntime.state import status as st
@@ -409,7 +409,7 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
         load_manager(state.cgroup_paths).kill_all(sig)
     else:
         st.signal_init(state, sig)
-    if sig == signal.SIGKILL and status == st.PAUSED:
+    if sig == signals.SIGKILL and status == st.PAUSED:
         thaw_after_kill(state)
 
 
@@ -485,7 +485,7 @@ def kill_init(state: ContainerState) -> None:
         except (OSError, RuntimeError_):
             pass
     try:
-        st.signal_init(state, signal.SIGKILL)
+        st.signal_init(state, signals.SIGKILL)
     except StateError:
         return
     wait_for_exit(state, timeout=10.0)
@@ -511,7 +511,7 @@ def remove_cgroup(state: ContainerState) -> None:
     manager = load_manager(state.cgroup_paths, state.cgroup_created or None)
     if manager.exists():
         try:
-            manager.kill_all(signal.SIGKILL)
+            manager.kill_all(signals.SIGKILL)
         except (OSError, RuntimeError_):
             pass
         manager.destroy()
@@ -538,7 +538,7 @@ def remove_leftovers(cdir: ContainerDir) -> None:
     for manager in leftover_cgroups(cdir.id, paths, created):
         try:
             if manager.exists():
-                manager.kill_all(signal.SIGKILL)
+                manager.kill_all(signals.SIGKILL)
                 manager.destroy()
         except (OSError, RuntimeError_):
             pass
@@ -640,7 +640,7 @@ def run_foreground(root: str, container_id: str, state, relay) -> int:
         return wait_init(state.pid)
     finally:
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            signals.signal(sig, handler)
 
 
 def state_terminal(state: ContainerState) -> bool:
@@ -662,17 +662,17 @@ def forward_signals(pid: int) -> dict:
     """Relay every catchable signal the runtime gets to init."""
     previous = {}
     skip = {
-        signal.SIGCHLD,
-        signal.SIGKILL,
-        signal.SIGSTOP,
-        signal.SIGWINCH,
-        signal.SIGURG,
+        signals.SIGCHLD,
+        signals.SIGKILL,
+        signals.SIGSTOP,
+        signals.SIGWINCH,
+        signals.SIGURG,
     }
-    for sig in signal.valid_signals():
-        if sig in skip or sig >= signal.SIGRTMIN:
+    for sig in signals.valid_signals():
+        if sig in skip or sig >= signals.SIGRTMIN:
             continue
         try:
-            previous[sig] = signal.signal(sig, lambda s, _f: _relay(pid, s))
+            previous[sig] = signals.signal(sig, lambda s, _f: _relay(pid, s))
         except (OSError, ValueError):
             continue
     return previous

@@ -23,12 +23,12 @@ the container's state, compact JSON with no trailing newline.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 
 from pyruntime import log
 from pyruntime.errors import HookError
+from pyruntime.linux import signals
+from pyruntime.state import jsonio
 
 PHASE_NAMES = {
     "prestart": "prestart",
@@ -95,7 +95,7 @@ def state_document(
     state["bundle"] = bundle
     if annotations:
         state["annotations"] = annotations
-    return json.dumps(state, separators=(",", ":")).encode()
+    return jsonio.dumps(state).encode()
 
 
 def run_hooks(phase: str, hooks, state: bytes, cwd: str | None = None) -> None:
@@ -151,13 +151,13 @@ def run_hook(name: str, index: int, hook, state: bytes, cwd: str | None) -> None
 def describe_exit(returncode: int) -> str:
     """Say how a process ended, the way Go's os/exec does."""
     if returncode < 0:
-        return f"signal: {signal.Signals(-returncode).name}"
+        return f"signal: {signals.describe(-returncode)}"
     return f"exit status {returncode}"
 
 
 def _kill_group(proc) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signals.SIGKILL)
     except ProcessLookupError:
         pass
     proc.kill()

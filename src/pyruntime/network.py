@@ -8,8 +8,9 @@ for what needs real netlink (moving ``linux.netDevices`` into the namespace).
 
 from __future__ import annotations
 
+# The C module of :mod:`socket` is enough for one ioctl, and cheaper to load.
+import _socket
 import fcntl
-import socket
 import struct
 
 from pyruntime.errors import SetupError
@@ -21,13 +22,14 @@ _IFF_UP = 0x1
 
 def bring_up_loopback() -> None:
     """Set ``lo`` up in the current network namespace."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            request = struct.pack("16sH14x", b"lo", 0)
-            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[
-                1
-            ]
-            request = struct.pack("16sH14x", b"lo", flags | _IFF_UP)
-            fcntl.ioctl(sock, _SIOCSIFFLAGS, request)
-        except OSError as err:
-            raise SetupError(f"bring up interface `lo`: {err.strerror}") from err
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        request = struct.pack("16sH14x", b"lo", 0)
+        reply = fcntl.ioctl(sock, _SIOCGIFFLAGS, request)
+        flags = struct.unpack("16sH14x", reply)[1]
+        request = struct.pack("16sH14x", b"lo", flags | _IFF_UP)
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, request)
+    except OSError as err:
+        raise SetupError(f"bring up interface `lo`: {err.strerror}") from err
+    finally:
+        sock.close()

@@ -280,6 +280,20 @@ def test_failing_create_hook_fails_create_and_leaves_nothing(
     assert_nothing_left(runtime, cid, str(bundle.path))
 
 
+def test_hook_killed_by_a_signal_is_described_as_go_does(runtime, bundle):
+    # runc's words come from Go's os/exec: "signal: killed", not SIGKILL.
+    suicide = {"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $$"]}
+    set_hooks(bundle, createRuntime=[suicide])
+    cid = runtime.new_id()
+    result = runtime.create(bundle, cid)
+    assert result.returncode == 1
+    assert (
+        'msg="error running createRuntime hook #0: signal: killed, stdout: , '
+        'stderr: "' in result.stderr
+    )
+    assert_nothing_left(runtime, cid, str(bundle.path))
+
+
 def test_poststop_runs_when_create_fails_in_init(runtime, bundle, host):
     bundle.config["process"]["args"] = ["/no/such/program"]
     set_hooks(bundle, poststop=[host.hook("poststop")])

@@ -12,30 +12,30 @@ import can never load Python code from the container's file system.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import resource
-import signal
 import stat
 import sys
 
 from pyruntime import console, hooks, log, namespaces, network, rootfs
 from pyruntime.errors import SetupError
+from pyruntime.linux import signals
 from pyruntime.linux import syscalls as sc
 from pyruntime.process.fifo import report_start_failure
 from pyruntime.process.protocol import Channel
 from pyruntime.security import capabilities as caps
 from pyruntime.security import lsm, process_attrs, seccomp
+from pyruntime.state import jsonio
 
 #: Signals that end a created-but-not-started init: as pid 1 of its pid
 #: namespace it would otherwise ignore them (no default action for init).
 _FATAL_WHILE_WAITING = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
+    signals.SIGTERM,
+    signals.SIGINT,
+    signals.SIGHUP,
+    signals.SIGQUIT,
+    signals.SIGUSR1,
+    signals.SIGUSR2,
 )
 
 
@@ -46,7 +46,7 @@ def run_intermediate(req, chan: Channel) -> None:
         # Nobody in the container may ptrace us or open our /proc files;
         # execve of the user program makes it dumpable again.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        sc.prctl(sc.PR_SET_PDEATHSIG, signals.SIGKILL)
         if os.getppid() != req.runtime_pid:
             os._exit(1)
         close_caller_fds(3 + req.preserve_fds)
@@ -207,7 +207,7 @@ def describe_exec_error(req, err: BaseException) -> str:
 def install_exit_handlers() -> None:
     """Let termination signals end init while it waits to be started."""
     for sig in _FATAL_WHILE_WAITING:
-        signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+        signals.signal(sig, lambda signum, _frame: os._exit(128 + signum))
 
 
 def set_up_container(req, chan: Channel) -> None:
@@ -274,7 +274,7 @@ def load_seccomp_filter(req, status: str) -> None:
     fd = seccomp.load_seccomp(req.seccomp)
     if fd is None:
         return
-    state = json.loads(req.hook_state(status, os.getpid()))
+    state = jsonio.loads(req.hook_state(status, os.getpid()).decode())
     message = seccomp.listener_message(state, os.getpid(), req.seccomp_metadata)
     seccomp.send_listener(req.listener_sock, fd, message)
     os.close(fd)
@@ -554,7 +554,7 @@ def wait_for_start(req) -> None:
     # exec.fifo stays open until just before execve: start waits for it to
     # close, and reads from it why init failed if a step before did.
     for sig in _FATAL_WHILE_WAITING:
-        signal.signal(sig, signal.SIG_DFL)
+        signals.signal(sig, signals.SIG_DFL)
 
 
 def exec_user_program(req) -> None:

@@ -10,14 +10,17 @@ containerd shim or conmon), which is what engines expect.
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Callable
 
 from pyruntime import hooks, log, namespaces
 from pyruntime.errors import SetupError
+from pyruntime.linux import signals
 from pyruntime.linux import syscalls as sc
 from pyruntime.process.protocol import Channel
 from pyruntime.records import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @dataclass
@@ -194,7 +197,7 @@ class Launch:
                 except ChildProcessError:
                     continue
                 if os.WIFSIGNALED(status):
-                    name = signal.Signals(os.WTERMSIG(status)).name
+                    name = signals.name_of(os.WTERMSIG(status))
                     return f"container init was killed by {name} during setup"
         return "container init exited during setup"
 
@@ -204,7 +207,7 @@ class Launch:
             if not pid:
                 continue
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signals.SIGKILL)
             except ProcessLookupError:
                 continue
             try:

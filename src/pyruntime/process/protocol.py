@@ -33,10 +33,12 @@ not find.
 
 from __future__ import annotations
 
-import json
-import socket
+# The C module of :mod:`socket`: its socket type has everything a
+# socketpair needs, and ``socket`` itself would import enum and selectors.
+import _socket
 
 from pyruntime.errors import SetupError
+from pyruntime.state import jsonio
 
 _MAX_MESSAGE = 65536
 
@@ -44,26 +46,26 @@ _MAX_MESSAGE = 65536
 class Channel:
     """One end of the creation socketpair."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
         """Make the runtime's end and the children's end."""
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(parent), cls(child)
 
     def send(self, kind: str, **fields) -> None:
         """Send one message."""
         fields["type"] = kind
-        self.sock.send(json.dumps(fields).encode())
+        self.sock.send(jsonio.dumps(fields).encode())
 
     def receive(self) -> dict:
         """Wait for one message; end-of-file means the other side is gone."""
         data = self.sock.recv(_MAX_MESSAGE)
         if not data:
             raise EOFError("the other side of the creation channel exited")
-        return json.loads(data)
+        return jsonio.loads(data.decode())
 
     def expect(self, kind: str) -> dict:
         """Wait for a message of one type; an ``error`` message is raised."""

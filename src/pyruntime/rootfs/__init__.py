@@ -23,9 +23,6 @@ Modules: ``options`` (pure option parsing), ``paths`` (resolution),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from pyruntime.errors import SetupError
 from pyruntime.rootfs.binds import describe_errno
 from pyruntime.rootfs.devices import (
@@ -48,6 +45,11 @@ from pyruntime.rootfs.pivot import (
     finalize_rootfs,
     make_root_unshared,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = [
     "SUPPORTED_MOUNT_OPTIONS",

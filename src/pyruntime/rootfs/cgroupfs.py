@@ -18,16 +18,17 @@ flags (``ro``, ``nosuid``...) apply to every piece, the tmpfs last.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-from typing import Any
 
 from pyruntime.linux import syscalls
 from pyruntime.records import dataclass, replace
 from pyruntime.rootfs.binds import bind_onto, remount_bind
 from pyruntime.rootfs.options import BIND_REMOUNT_FLAGS, MountOptions
 from pyruntime.rootfs.paths import RootHandle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -61,9 +62,23 @@ class HostCgroupMount:
         return ",".join(chosen)
 
 
+_OCTAL = frozenset("01234567")
+
+
 def unescape_mountinfo(field: str) -> str:
     """Undo mountinfo's octal escapes (``\\040`` is a space)."""
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match[1], 8)), field)
+    if "\\" not in field:
+        return field
+    out, index = [], 0
+    while index < len(field):
+        code = field[index + 1 : index + 4]
+        if field[index] == "\\" and len(code) == 3 and _OCTAL.issuperset(code):
+            out.append(chr(int(code, 8)))
+            index += 4
+        else:
+            out.append(field[index])
+            index += 1
+    return "".join(out)
 
 
 def parse_cgroup_mounts(mountinfo: str) -> list[HostCgroupMount]:
@@ -186,7 +201,9 @@ def link_comounted(root: RootHandle, resolved: str, name: str) -> None:
     dir_fd = root.reopen(resolved)
     try:
         for part in parts:
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.symlink(name, part, dir_fd=dir_fd)
+            except FileExistsError:
+                pass
     finally:
         os.close(dir_fd)

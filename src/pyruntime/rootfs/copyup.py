@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from pyruntime.linux import syscalls
 from pyruntime.rootfs.binds import remount_bind
 from pyruntime.rootfs.options import MountOptions
 from pyruntime.rootfs.paths import RootHandle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _READ_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
-from typing import Any
 
 from pyruntime import log
 from pyruntime.errors import SetupError
@@ -26,6 +24,11 @@ from pyruntime.linux import syscalls
 from pyruntime.records import dataclass
 from pyruntime.rootfs.binds import describe_errno
 from pyruntime.rootfs.paths import RootHandle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 
 @dataclass(frozen=True)

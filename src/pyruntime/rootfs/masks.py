@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
 
 from pyruntime import log
 from pyruntime.errors import SetupError
 from pyruntime.linux import syscalls
 from pyruntime.rootfs.binds import describe_errno, remount_bind
 from pyruntime.rootfs.paths import RootHandle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _NULL_RDEV = os.makedev(1, 3)
 _MISSING = (FileNotFoundError, NotADirectoryError)

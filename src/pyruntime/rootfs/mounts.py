@@ -14,7 +14,6 @@ route around them.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyruntime import log
 from pyruntime.errors import SetupError, UnsupportedError
@@ -25,6 +24,10 @@ from pyruntime.rootfs.binds import bind_onto, describe_errno
 from pyruntime.rootfs.options import MountOptions, parse_mount_options
 from pyruntime.rootfs.paths import RootHandle
 from pyruntime.security.lsm import label_mount_data
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Bind mounts over these files of /proc are allowed (lxcfs emulates them);
 # anything else below /proc could hide or redirect the kernel's knobs.

@@ -13,7 +13,6 @@ comma-joined. Later options win over earlier ones (``ro,rw`` is read-write).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from pyruntime.linux.syscalls import (
     MOUNT_ATTR__ATIME,
@@ -51,6 +50,10 @@ from pyruntime.linux.syscalls import (
     ST_NOSYMFOLLOW,
 )
 from pyruntime.records import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _ATIME_VALUE_FLAGS = MS_NOATIME | MS_RELATIME | MS_STRICTATIME
 

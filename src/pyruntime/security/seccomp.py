@@ -24,16 +24,18 @@ and :func:`send_to_listener` sends it with the fd attached (SCM_RIGHTS).
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import os
-import socket
 
 from pyruntime import log
 from pyruntime.errors import ConfigError, SetupError
 from pyruntime.linux import syscalls as sc
 from pyruntime.records import dataclass
+from pyruntime.state import jsonio
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 # Return values of a filter (SECCOMP_RET_*; libseccomp's SCMP_ACT_* are the
 # same numbers). ERRNO and TRACE carry 16 bits of data.
@@ -347,8 +349,10 @@ def compile_seccomp(plan: SeccompPlan) -> SeccompProgram:
     add_architectures(filt, plan.architectures)
     if len(plan.rules) > _OPTIMIZE_ABOVE:
         # An older libseccomp refuses: the linear layout still works.
-        with contextlib.suppress(OSError):
+        try:
             filt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
+        except OSError:
+            pass
     skipped = add_rules(filt, plan.rules)
     refuse_rules_without_effect(plan.rules, skipped)
     if skipped:
@@ -526,11 +530,13 @@ def listener_message(state: dict, pid: int, metadata: str | None) -> bytes:
         "metadata": metadata or "",
         "state": state,
     }
-    return json.dumps(message, separators=(",", ":")).encode()
+    return jsonio.dumps(message).encode()
 
 
 def connect_listener(listener_path: str) -> socket.socket:
     """Connect to the agent's socket (before the filter can deny it)."""
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(listener_path)
@@ -544,6 +550,8 @@ def connect_listener(listener_path: str) -> socket.socket:
 
 def send_listener(sock: socket.socket, fd: int, message: bytes) -> None:
     """Send ``message`` with the listener ``fd`` attached on a connected socket."""
+    import socket
+
     try:
         socket.send_fds(sock, [message], [fd])
     except OSError as err:
