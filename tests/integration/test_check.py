@@ -467,6 +467,49 @@ def test_explain_refuses_an_invalid_config(copies, runtime):
     assert "cannot explain this bundle" in result.stdout
 
 
+# --- the fast path and click -------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("command", ["check", "explain"])
+@pytest.mark.parametrize(
+    ("name", "config_name"),
+    [("microservice", "config.json"), ("financial", "config.seed.json")],
+)
+def test_fast_path_and_click_say_the_same(
+    name, config_name, command, fmt, copies, runtime
+):
+    """``--`` before the bundle is click's: the pair compares the two paths."""
+    bundle = copies(name, config_name)
+    flags = ["--format", fmt, "--config", config_name]
+    if command == "explain":
+        flags += ["--id", "same-" + uuid.uuid4().hex[:8]]
+    fast = runtime(command, *flags, str(bundle))
+    slow = runtime(command, *flags, "--", str(bundle))
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode == (0 if name == "microservice" else 1)
+
+
+@pytest.mark.parametrize("command", ["check", "explain"])
+def test_fast_path_and_click_refuse_alike(command, copies, runtime):
+    bundle = str(copies("microservice"))
+    fast = runtime(command, "--format", "xml", bundle, log_json=True)
+    slow = runtime(command, "--format", "xml", "--", bundle, log_json=True)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode == 1
+    assert fast.stderr == "invalid format option: xml (text or json)\n"
+    lines = [json.loads(line) for line in runtime.log.read_text().splitlines()]
+    assert [line["msg"] for line in lines] == [fast.stderr.strip()] * 2
+
+
 def test_cost_of_check_next_to_state(copies, runtime):
     """check reads a bundle in a fraction of a second (docs/check.md has numbers)."""
     bundle = copies("microservice")

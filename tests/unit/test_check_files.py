@@ -7,6 +7,7 @@ RootView cases a tiny rootfs with links and mounts. Nothing here needs root.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -101,6 +102,38 @@ def test_v2_files_follow_the_root_controllers(tmp_path):
     assert cgroups.find_file(v2_write("pids", "pids.max"), str(parent), str(root))
     # An enabled controller whose file is missing: really missing.
     assert not cgroups.find_file(v2_write("cpu", "cpu.idle"), str(parent), str(root))
+
+
+#: The patterns the string code of check.cgroups stands for.
+DEVICE_FILES = r"^(blkio\.(throttle\.|bfq\.|leaf_)?\w*device|io\.\w+)$"
+DEVICE_VALUE = r"^(\d+):(\d+) "
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("io.max", "io.weight", "io.bfq.weight", "io.", "io.a-b", "iox.max"),
+        *("blkio.weight_device", "blkio.leaf_weight_device", "blkio.device"),
+        *("blkio.throttle.read_bps_device", "blkio.throttle.device"),
+        *("blkio.bfq.weight_device", "blkio.throttle.bfq.device"),
+        *("blkio.weight", "blkio.bfq.weight", "blkio.x-device", "blkio.a.device"),
+        *("blkio.throttle.io_serviced", "devices.allow", "cpu.max", "", "io"),
+    ],
+)
+def test_device_files_as_the_pattern_says(name):
+    assert cgroups.is_device_file(name) == bool(re.match(DEVICE_FILES, name))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *("8:0 100", "254:0 rbps=1 wbps=2", "8:0", "8:0  1", " 8:0 1", "8:a 1"),
+        *("8:0:1 2", "a:0 1", ":0 1", "8: 1", "8:0\t1", "1\u0661:0 1", ""),
+    ],
+)
+def test_device_values_as_the_pattern_says(value):
+    match = re.match(DEVICE_VALUE, value)
+    assert cgroups.device_of(value) == (f"{match[1]}:{match[2]}" if match else None)
 
 
 @pytest.mark.parametrize(
