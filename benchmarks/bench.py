@@ -26,6 +26,8 @@ What is measured (see ``docs/performance.md`` for a recorded run):
 - ``kill`` (SIGKILL) and ``delete`` of a running container;
 - 200 containers created and started, 2 per CPU core at a time (wall time),
   then deleted the same way;
+- ``check`` and ``explain`` of the valid /bin/true bundle, with ``state`` in
+  the same rounds (pyruntime only: runc has neither command);
 - the peak resident memory of every command, in one more round where each
   command runs under a small spawner (see :func:`execute` for why).
 
@@ -79,13 +81,16 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 #: What --only can name.
-BENCHMARKS = ("run", "cycle", "state", "list", "exec", "kill", "parallel")
+BENCHMARKS = ("run", "cycle", "state", "list", "exec", "kill", "parallel", "check")
 FLOOR = "python -c pass"
 #: Rows compared with the floor, and the targets of issue 6.
 FLOOR_ROWS = ("state", "kill", "start", "delete")
 FLOOR_TARGET = 1.3
 RUNC_TARGET_ROWS = ("run /bin/true", "create-start-wait-delete cycle", "parallel")
 RSS_TARGET_MIB = 40.0
+#: Rows compared with ``state`` (issue 7: check costs about what state costs).
+CHECK_ROWS = ("check (valid bundle)", "explain (valid bundle)")
+CHECK_TARGET = 1.5
 
 
 class BenchError(Exception):
@@ -443,6 +448,20 @@ class Bench:
         self.rec.memory("kill", rt.name, killed)
         self.rec.memory("delete", rt.name, deleted)
 
+    def bench_check(self, rt: Runtime) -> None:
+        """``check`` and ``explain`` of a valid bundle, then ``state`` to compare."""
+        if rt.name != "pyruntime":
+            for row in CHECK_ROWS:
+                self.rec.mark_unavailable(row, rt.name, "no such command")
+            return
+        root = self.fixture_root(rt, "main")
+        for row, command in zip(CHECK_ROWS, ("check", "explain"), strict=True):
+            argv = rt.argv(root, command, str(self.true_bundle))
+            result = checked(argv, f"{rt.name} {command}")
+            self.rec.add(row, rt.name, result.seconds)
+            self.rec.memory(command, rt.name, result)
+        self.bench_state(rt)
+
     def bench_parallel(self, rt: Runtime) -> None:
         count, workers = self.opts.parallel, 2 * (os.cpu_count() or 1)
         root = self.fixture_root(rt, "parallel")
@@ -566,6 +585,7 @@ class Bench:
             ("list", f"list, {opts.list_count} containers", self.bench_list_many),
             ("exec", "exec", self.bench_exec),
             ("kill", "kill + delete", self.bench_kill_delete),
+            ("check", "check and explain", self.bench_check),
         ]
         for key, name, func in steps:
             if key in opts.only:
@@ -734,9 +754,8 @@ def report(bench: Bench, opts: argparse.Namespace) -> tuple[str, dict]:
         py = rec.median_ms(row, "pyruntime")
         rc = rec.median_ms(row, "runc") if has_runc else None
         ratio = py / rc if py is not None and rc else None
-        to_floor = (
-            py / floor if py is not None and floor and row in FLOOR_ROWS else None
-        )
+        compared = row in FLOOR_ROWS or row in CHECK_ROWS
+        to_floor = py / floor if py is not None and floor and compared else None
         py_text = rec.unavailable.get((row, "pyruntime"), fmt_ms(py))
         rc_text = rec.unavailable.get((row, "runc"), fmt_ms(rc))
         lines.append(
@@ -787,6 +806,11 @@ def targets(raw: dict) -> list[str]:
             out.append(
                 f"{row}: {ratio:.2f}x the floor (target {FLOOR_TARGET}x): {verdict}"
             )
+        state = raw["rows"].get("state", {}).get("pyruntime_ms")
+        if row in CHECK_ROWS and state:
+            ratio = py / state
+            verdict = "met" if ratio <= CHECK_TARGET else "not met"
+            out.append(f"{row}: {ratio:.2f}x state (target {CHECK_TARGET}x): {verdict}")
         if rc and any(row.startswith(t) for t in RUNC_TARGET_ROWS):
             ratio = py / rc
             verdict = "met" if ratio <= 1.0 else "not met"
