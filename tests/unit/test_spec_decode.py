@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import copy
 import json
+import random
+import re
 import subprocess
 import sys
 
 import pytest
 
 from pyruntime.errors import ConfigError
-from pyruntime.spec import Spec, decode_spec, load_spec, model
-from pyruntime.spec.decode import decode_process
+from pyruntime.spec import Spec, decode_spec, jsontext, load_spec, model, validate_spec
+from pyruntime.spec.decode import decode_process, semver_major
 from pyruntime.spec.defaults import default_spec
 
 FINANCIAL = """\
@@ -928,6 +930,47 @@ def test_oci_version_refused(version: str, expected: str) -> None:
     assert problems_of(json.dumps(with_value("ociVersion", version))) == [expected]
 
 
+# SemVer 2.0.0 as a regular expression: what semver_major checks by hand.
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+_BUILD_ID = r"[0-9A-Za-z-]+"
+SEMVER = re.compile(
+    rf"(?P<major>{_NUMBER})\.{_NUMBER}\.{_NUMBER}"
+    rf"(?:-{_PRE_ID}(?:\.{_PRE_ID})*)?"
+    rf"(?:\+{_BUILD_ID}(?:\.{_BUILD_ID})*)?",
+    re.ASCII,
+)
+
+
+def semver_by_regex(version: str) -> int | None:
+    match = SEMVER.fullmatch(version)
+    return None if match is None else int(match["major"])
+
+
+def semver_samples() -> list[str]:
+    """Hand-picked edge cases, then random strings of SemVer's characters."""
+    samples = [
+        *("1.0.0", "10.20.30", "0.0.0", "1.0.0-0", "1.0.0-00", "1.0.0-0a"),
+        *("1.0.0-a-b", "1.0.0--", "1.0.0-a..b", "1.0.0-.a", "1.0.0-a.", "1.0.0-"),
+        *("1.0.0+", "1.0.0+001", "1.0.0+a+b", "1.0.0-a+b.c-d", "1.0.0+-"),
+        *("1.0", "1.0.0.0", "1..0", ".1.0.0", "1.0.0 ", " 1.0.0", "1.0.0\n"),
+        *("\uff11.0.0", "1.\u0662.0", "1.0.0-\u00e9", "\u00b2.0.0", "01.0.0", "1.00.0"),
+    ]
+    rng = random.Random(5736)
+    alphabet = "0019az.-+-.Z"
+    for _ in range(3000):
+        samples.append("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))))
+        head = ".".join(rng.choice(["0", "1", "01", "12"]) for _ in range(3))
+        tail = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+        samples.append(head + tail)
+    return samples
+
+
+def test_semver_major_agrees_with_the_regex() -> None:
+    for version in semver_samples():
+        assert semver_major(version) == semver_by_regex(version), version
+
+
 # --- load_spec ---------------------------------------------------------------------
 
 
@@ -968,3 +1011,223 @@ def test_import_spec_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- jsontext ----------------------------------------------------------------------
+
+
+JSON_DOCUMENTS = [
+    '{"a": [1, -2.5e3, true, false, null, "x\\u00e9\\n"], "b": {}}',
+    '  \n\t{"a": 1}\r\n ',
+    '{"a": 1, "a": 2, "b": {"c": 3, "c": [4]}}',
+    '"\\ud83d\\ude00"',
+    "12345678901234567890123",
+    "[]",
+]
+
+
+@pytest.mark.parametrize("text", JSON_DOCUMENTS)
+def test_jsontext_loads_as_json_does(text: str) -> None:
+    assert jsontext.loads(text) == json.loads(text)
+
+
+def test_duplicate_keys_keep_the_last_value() -> None:
+    text = json.dumps(minimal())[:-1] + ', "hostname": "a", "hostname": "b"}'
+    assert decode_spec(text).hostname == "b"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{", "{} x", '{"a": 1,}', '{"a": "\x01"}', "\ufeff{}", '[1, "\\x"]', "tru"],
+)
+def test_jsontext_errors_are_json_errors(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(jsontext.JSONSyntaxError) as got:
+        jsontext.loads(text)
+    assert (got.value.msg, got.value.lineno, got.value.colno) == (
+        expected.value.msg,
+        expected.value.lineno,
+        expected.value.colno,
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", 'quo"te', "back\\slash", "tab\t", "\u00e9\U0001f600", None, 3]
+)
+def test_jsontext_quote_is_json_dumps(value: object) -> None:
+    assert jsontext.quote(value) == json.dumps(value)
+
+
+# --- what the decoder imports ------------------------------------------------------
+
+#: Modules the create path must not import for a valid config: each costs a
+#: millisecond or more, and together they are a sixth of a ``create``.
+HEAVY_MODULES = (
+    "typing",
+    "re",
+    "json",
+    "enum",
+    "functools",
+    "collections",
+    "collections.abc",
+    "contextlib",
+    "dataclasses",
+)
+
+
+def heavy_imports(code: str, stdin: str = "") -> list[str]:
+    """Run ``code`` in a fresh ``python -S``; return the heavy modules it imported.
+
+    ``-S``: no site module, which may import some of them itself (the sealed
+    interpreter of ``create`` runs that way). sys.path is this process's.
+    """
+    script = (
+        f"import sys\nsys.path[:] = {sys.path!r}\n{code}\n"
+        f"print(sorted(set({HEAVY_MODULES!r}) & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.splitlines()
+
+
+def full_config() -> dict:
+    """A valid config that sets a field of every model class."""
+    hook = {"path": "/bin/true", "args": ["true"], "env": ["A=1"], "timeout": 5}
+    throttle = [{"major": 8, "minor": 0, "rate": 1048576}]
+    return {
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": True,
+            "consoleSize": {"height": 24, "width": 80},
+            "user": {"uid": 1, "gid": 1, "umask": 18, "additionalGids": [5]},
+            "args": ["sh", "-c", "true"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "capabilities": {
+                key: ["CAP_KILL"]
+                for key in ("bounding", "effective", "inheritable", "permitted")
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+            "noNewPrivileges": True,
+            "apparmorProfile": "unconfined",
+            "oomScoreAdj": 100,
+            "selinuxLabel": "system_u:system_r:container_t:s0",
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4},
+            "scheduler": {"policy": "SCHED_RR", "priority": 10, "flags": []},
+            "execCPUAffinity": {"initial": "0", "final": "0-1"},
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "full",
+        "domainname": "example.org",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {
+                "destination": "/data",
+                "type": "bind",
+                "source": "/srv",
+                "options": ["rbind", "ro"],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            },
+        ],
+        "hooks": {
+            key: [hook]
+            for key in (
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop",
+            )
+        },
+        "annotations": {"org.example/key": "value"},
+        "linux": {
+            "namespaces": [
+                {"type": kind}
+                for kind in ("pid", "network", "ipc", "uts", "mount", "user", "time")
+            ],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "timeOffsets": {"monotonic": {"secs": -5, "nanosecs": 9}},
+            "devices": [
+                {
+                    "type": "c",
+                    "path": "/dev/fuse",
+                    "major": 10,
+                    "minor": 229,
+                    "fileMode": 438,
+                    "uid": 0,
+                    "gid": 0,
+                }
+            ],
+            "cgroupsPath": "/pyruntime/full",
+            "resources": {
+                "devices": [
+                    {"allow": False, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 10, "minor": 229},
+                ],
+                "memory": {"limit": 1 << 30, "reservation": 1 << 29, "swap": 1 << 31},
+                "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+                "pids": {"limit": 100},
+                "blockIO": {
+                    "weight": 500,
+                    "weightDevice": [{"major": 8, "minor": 0, "weight": 100}],
+                    "throttleReadBpsDevice": throttle,
+                    "throttleWriteBpsDevice": throttle,
+                    "throttleReadIOPSDevice": throttle,
+                    "throttleWriteIOPSDevice": throttle,
+                },
+                "hugepageLimits": [{"pageSize": "2MB", "limit": 1 << 21}],
+                "network": {
+                    "classID": 7,
+                    "priorities": [{"name": "eth0", "priority": 1}],
+                },
+                "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 100}},
+            },
+            "rootfsPropagation": "rslave",
+            "maskedPaths": ["/proc/kcore"],
+            "readonlyPaths": ["/proc/sys"],
+            "mountLabel": "system_u:object_r:container_file_t:s0",
+            "sysctl": {"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"},
+            "seccomp": {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "defaultErrnoRet": 1,
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+                "syscalls": [
+                    {
+                        "names": ["personality"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}],
+                    }
+                ],
+            },
+            "personality": {"domain": "LINUX"},
+            "memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"},
+            "netDevices": {"eth1": {"name": "ctr0"}},
+        },
+    }
+
+
+def test_full_config_is_valid() -> None:
+    spec = decode(full_config())
+    assert validate_spec(spec) == []
+    assert spec.linux.resources.rdma["mlx5_1"].hca_objects == 100
+
+
+def test_decoding_a_config_imports_nothing_heavy() -> None:
+    code = (
+        "from pyruntime.spec import decode_spec, validate_spec\n"
+        "spec = decode_spec(sys.stdin.read())\n"
+        "assert validate_spec(spec) == [], validate_spec(spec)\n"
+        "print(spec.hostname)"
+    )
+    lines = heavy_imports(code, json.dumps(full_config(), indent=4))
+    assert lines == ["full", "[]"]

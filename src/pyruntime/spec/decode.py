@@ -9,42 +9,39 @@ problem it finds in one pass, each prefixed with its JSON path, e.g.
 Unknown keys are not errors: the runtime-spec says runtimes must ignore
 properties they do not know. They stay available in ``Spec.raw``.
 Cross-field rules (absolute paths, namespaces...) live in ``spec.validate``.
+
+Every ``create``, ``run`` and ``exec`` goes through here, so the normal path
+imports neither :mod:`typing` nor :mod:`json` nor :mod:`re`: the model's
+annotations are builtin generics read as they are, the JSON text goes
+through ``spec.jsontext``, and ``ociVersion`` is checked by hand.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import re
-import types
-import typing
-from typing import Any
 
 from pyruntime.errors import ConfigError, describe_oserror
 from pyruntime.spec import model
+from pyruntime.spec.jsontext import JSONSyntaxError, quote
+from pyruntime.spec.jsontext import loads as json_loads
 from pyruntime.spec.model import IntRange, Process, Spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_NAME = "config.json"
 #: The runtime-spec major version whose documents we accept.
 SUPPORTED_MAJOR = 1
 
-# SemVer 2.0.0: numeric identifiers carry no leading zeros; pre-release and
-# build identifiers are dot-separated [0-9A-Za-z-] (pre-release numerics also
-# without leading zeros).
-_NUMBER = r"(?:0|[1-9][0-9]*)"
-_PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
-_BUILD_ID = r"[0-9A-Za-z-]+"
-_SEMVER = re.compile(
-    rf"(?P<major>{_NUMBER})\.{_NUMBER}\.{_NUMBER}"
-    rf"(?:-{_PRE_ID}(?:\.{_PRE_ID})*)?"
-    rf"(?:\+{_BUILD_ID}(?:\.{_BUILD_ID})*)?",
-    re.ASCII,
-)
+#: The characters of SemVer's pre-release and build identifiers.
+_SEMVER_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-"
 
-# Finds NaN/Infinity outside string literals, to place them for the user
-# (compiled on first use: only a document holding one needs it).
-_CONSTANT = r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)'
+#: The types of ``X | None`` and ``tuple[X, ...]`` (types.UnionType and
+#: types.GenericAlias): the two kinds of annotation that are not classes.
+_UNION = type(int | None)
+_GENERIC = type(tuple[int, ...])
+_NONE = type(None)
 
 _JSON_TYPES = {
     type(None): "null",
@@ -68,10 +65,6 @@ class _Field:
         self.key = key
         self.hint = hint
         self.required = required
-
-
-class _NonFiniteNumber(ValueError):
-    """NaN or Infinity: Python's json accepts them, JSON (and Go) do not."""
 
 
 # --- public API ------------------------------------------------------------------
@@ -142,39 +135,25 @@ def plain_config_error(message: str, problems: list[str] | None = None) -> Confi
 
 
 def parse_json(text: str, source: str = CONFIG_NAME) -> dict[str, Any]:
-    """Parse text that must hold one JSON object; raise ConfigError if not."""
+    """Parse text that must hold one JSON object; raise ConfigError if not.
+
+    NaN and Infinity are syntax errors (JSON has neither); a repeated key
+    keeps its last value, as Python's json (and Go's) decoders do.
+    """
     if not text.strip():
         raise ConfigError(["the file is empty"], source)
     try:
-        document = json.loads(text, parse_constant=reject_constant)
-    except json.JSONDecodeError as err:
+        document = json_loads(text)
+    except JSONSyntaxError as err:
         raise ConfigError([describe_syntax_error(err)], source) from None
-    except _NonFiniteNumber as err:
-        pos = locate_constant(text)
-        what = f"Invalid number {err}: JSON has no NaN or Infinity"
-        syntax = json.JSONDecodeError(what, text, pos)
-        raise ConfigError([describe_syntax_error(syntax)], source) from None
     if type(document) is not dict:
         kind = json_type(document)
         raise ConfigError([f"the top level must be an object, got {kind}"], source)
     return document
 
 
-def reject_constant(name: str) -> float:
-    """``parse_constant`` hook: refuse NaN, Infinity and -Infinity."""
-    raise _NonFiniteNumber(name)
-
-
-def locate_constant(text: str) -> int:
-    """Return the offset of the first NaN/Infinity outside a string literal."""
-    for match in re.finditer(_CONSTANT, text, re.DOTALL):
-        if match.group(1):
-            return match.start(1)
-    return 0
-
-
-def describe_syntax_error(err: json.JSONDecodeError) -> str:
-    """Turn a JSONDecodeError into ``line L, column C: what``."""
+def describe_syntax_error(err: JSONSyntaxError) -> str:
+    """Turn json's error (message, line, column) into ``line L, column C: what``."""
     if err.msg == "Extra data":
         what = "extra data after the JSON object"
     else:
@@ -186,47 +165,95 @@ def check_oci_version(version: Any) -> list[str]:
     """Check ``ociVersion`` is SemVer 2.0 with a major version we support."""
     if type(version) is not str:
         return []  # absent or mistyped: already reported by the decoder
-    match = _SEMVER.fullmatch(version)
-    if match is None:
-        return [f"ociVersion: {json.dumps(version)} is not a valid SemVer version"]
-    if int(match["major"]) != SUPPORTED_MAJOR:
+    major = semver_major(version)
+    if major is None:
+        return [f"ociVersion: {quote(version)} is not a valid SemVer version"]
+    if major != SUPPORTED_MAJOR:
         return [
-            f"ociVersion: unsupported version {json.dumps(version)} "
+            f"ociVersion: unsupported version {quote(version)} "
             f"(pyruntime supports {SUPPORTED_MAJOR}.x)"
         ]
     return []
 
 
+def semver_major(version: str) -> int | None:
+    """The major version of a SemVer 2.0.0 string, None if it is not one.
+
+    ``MAJOR.MINOR.PATCH``, then optionally ``-`` and dot-separated
+    pre-release identifiers, then optionally ``+`` and dot-separated build
+    identifiers. Identifiers are made of ``[0-9A-Za-z-]``; numbers, numeric
+    pre-release identifiers included, have no leading zero.
+    """
+    rest, plus, build = version.partition("+")
+    if plus and not all(map(is_semver_id, build.split("."))):
+        return None
+    core, dash, pre = rest.partition("-")
+    if dash and not all(map(is_pre_release_id, pre.split("."))):
+        return None
+    numbers = core.split(".")
+    if len(numbers) != 3 or not all(map(is_semver_number, numbers)):
+        return None
+    return int(numbers[0])
+
+
+def is_semver_number(text: str) -> bool:
+    """``0``, or ASCII digits without a leading zero."""
+    return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0")
+
+
+def is_semver_id(text: str) -> bool:
+    """A build identifier: one or more of ``[0-9A-Za-z-]``."""
+    return text != "" and not text.strip(_SEMVER_ID_CHARS)
+
+
+def is_pre_release_id(text: str) -> bool:
+    """A pre-release identifier: a build identifier, no leading zero if numeric."""
+    if not is_semver_id(text):
+        return False
+    return not text.isdigit() or is_semver_number(text)
+
+
 # --- generic decoder -------------------------------------------------------------
 
 
-@functools.cache
+#: ``fields_of``'s answers, one per model class.
+_FIELDS: dict[type, tuple[_Field, ...]] = {}
+
+
 def fields_of(cls: type) -> tuple[_Field, ...]:
-    """Return how to decode each field of a model class (cached per class)."""
-    hints = typing.get_type_hints(cls, include_extras=True)
-    return tuple(
-        _Field(f.name, f.key, hints[f.name], f.required)
-        for f in model.fields(cls)
-        if f.key is not None
-    )
+    """Return how to decode each field of a model class (cached per class).
+
+    ``hint`` is the field's annotation as the class holds it (the model's
+    annotations are evaluated when its classes are made).
+    """
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = cls.__annotations__
+        found = tuple(
+            _Field(f.name, f.key, hints[f.name], f.required)
+            for f in model.fields(cls)
+            if f.key is not None
+        )
+        _FIELDS[cls] = found
+    return found
 
 
 def decode_value(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
     """Decode one JSON value against a model annotation, recording problems."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
+    kind = type(hint)
+    if kind is _UNION:  # X | None
         if value is None:
             return None  # JSON null on an optional field means "not set"
-        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        (inner,) = [arg for arg in hint.__args__ if arg is not _NONE]
         return decode_value(inner, value, path, problems)
-    if origin is typing.Annotated:
-        return decode_int(typing.get_args(hint)[1], value, path, problems)
-    if origin is tuple:
-        return decode_array(typing.get_args(hint)[0], value, path, problems)
-    if origin is dict:
-        return decode_map(typing.get_args(hint)[1], value, path, problems)
+    if kind is _GENERIC and hint.__origin__ is tuple:  # tuple[X, ...]
+        return decode_array(hint.__args__[0], value, path, problems)
+    if kind is _GENERIC and hint.__origin__ is dict:  # dict[str, X]
+        return decode_map(hint.__args__[1], value, path, problems)
     if model.is_model(hint):
         return decode_object(hint, value, path, problems)
+    if isinstance(hint, type) and issubclass(hint, IntRange):
+        return decode_int(hint, value, path, problems)
     if hint in _SCALAR_NAMES:
         return decode_scalar(hint, value, path, problems)
     raise TypeError(f"spec.model: no decoder for annotation {hint!r} at {path}")
@@ -264,7 +291,7 @@ def decode_map(item: Any, value: Any, path: str, problems: list[str]) -> Any:
         report(problems, path, f"expected object, got {json_type(value)}")
         return None
     return {
-        key: decode_value(item, element, f"{path}[{json.dumps(key)}]", problems)
+        key: decode_value(item, element, f"{path}[{quote(key)}]", problems)
         for key, element in value.items()
     }
 
@@ -278,7 +305,7 @@ def decode_scalar(kind: type, value: Any, path: str, problems: list[str]) -> Any
     return None
 
 
-def decode_int(kind: IntRange, value: Any, path: str, problems: list[str]) -> Any:
+def decode_int(kind: type[IntRange], value: Any, path: str, problems: list[str]) -> Any:
     """Decode an integer of the given range; 1.0 and true are not integers."""
     if type(value) is not int:
         report(problems, path, f"expected {kind.expected}, got {json_type(value)}")

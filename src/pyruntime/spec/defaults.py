@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from pyruntime import OCI_VERSION
 from pyruntime.errors import describe_oserror
 from pyruntime.spec.decode import CONFIG_NAME, plain_config_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _CAPABILITIES = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 _MASKED_PATHS = [

@@ -25,41 +25,35 @@ costs more than the rest of the config work. :func:`replace` and
 :func:`fields` stand in for the :mod:`dataclasses` functions of those names.
 For the same reason the annotations are evaluated when the classes are made
 (no ``from __future__ import annotations``, so a class may only name classes
-defined above it): the decoder's ``typing.get_type_hints`` then takes them as
-they are instead of compiling each one the first time it meets its class.
-"""
+defined above it): the decoder reads them from ``__annotations__`` as they
+are instead of compiling each one the first time it meets its class.
 
-from typing import Annotated, Any
+The module imports nothing, not even :mod:`typing`: the annotations are
+builtin generics (``tuple[X, ...]``, ``dict[str, X]``, ``X | None``) and the
+integer kinds are small classes (:class:`IntRange`), so ``U32 | None`` is a
+union like ``int | None``.
+"""
 
 
 class IntRange:
-    """The integer type of a JSON number field, as the spec's Go bindings type it."""
+    """The integer type of a JSON number field, as the spec's Go bindings type it.
 
-    __slots__ = ("high", "low", "name")
+    Each subclass (``U16`` ... ``I64`` below) is one Go type: its name for
+    messages and its bounds. The subclasses are annotations, never values: a
+    decoded field holds a plain ``int``.
+    """
 
-    def __init__(self, name: str, low: int, high: int) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
+    __slots__ = ()
+    #: The Go type, as problem messages name it (``uint32``).
+    name = ""
+    low = 0
+    high = -1
+    #: How a problem message names the kind ("expected unsigned integer").
+    expected = "integer"
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __repr__(self) -> str:
-        return f"IntRange(name={self.name!r}, low={self.low!r}, high={self.high!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.name, self.low, self.high) == (other.name, other.low, other.high)
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.low, self.high))
-
-    @property
-    def expected(self) -> str:
-        """How a problem message names this kind."""
-        return "unsigned integer" if self.low == 0 else "integer"
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.expected = "unsigned integer" if cls.low == 0 else "integer"
 
 
 class FrozenInstanceError(AttributeError):
@@ -118,7 +112,7 @@ def json_name(attr: str) -> str:
 class _ModelType(type):
     """Makes each annotated attribute of a class body a slot and a field."""
 
-    def __new__(mcls, name: str, bases: tuple, namespace: dict[str, Any]):
+    def __new__(mcls, name: str, bases: tuple, namespace: dict[str, object]):
         attrs = tuple(namespace.get("__annotations__", ()))
         table = []
         for attr in attrs:
@@ -146,7 +140,7 @@ class Model(metaclass=_ModelType):
     _names = ()
     _compared = ()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
         names = self._names
         cls_name = type(self).__qualname__
         if len(args) > len(names):
@@ -169,7 +163,7 @@ class Model(metaclass=_ModelType):
                 f"{cls_name}.__init__() got an unexpected keyword argument {unknown!r}"
             )
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
     def __delattr__(self, name: str) -> None:
@@ -194,17 +188,17 @@ class Model(metaclass=_ModelType):
         return type(self), tuple(getattr(self, attr) for attr in self._names)
 
 
-def is_model(obj: Any) -> bool:
+def is_model(obj: object) -> bool:
     """Tell whether ``obj`` is a model class (the decoder's nested objects)."""
     return isinstance(obj, type) and issubclass(obj, Model)
 
 
-def fields(cls_or_obj: Any) -> tuple[Field, ...]:
+def fields(cls_or_obj: object) -> tuple[Field, ...]:
     """The fields of a model class or object, in declaration order."""
     return cls_or_obj._fields
 
 
-def replace(obj: Any, /, **changes: Any) -> Any:
+def replace(obj: object, /, **changes: object) -> object:
     """A copy of the model object ``obj`` with some fields changed.
 
     Other objects go to :func:`dataclasses.replace`.
@@ -224,11 +218,26 @@ def replace(obj: Any, /, **changes: Any) -> Any:
     return type(obj)(**values)
 
 
-U16 = Annotated[int, IntRange("uint16", 0, 2**16 - 1)]
-U32 = Annotated[int, IntRange("uint32", 0, 2**32 - 1)]
-U64 = Annotated[int, IntRange("uint64", 0, 2**64 - 1)]
-I32 = Annotated[int, IntRange("int32", -(2**31), 2**31 - 1)]
-I64 = Annotated[int, IntRange("int64", -(2**63), 2**63 - 1)]
+class U16(IntRange):
+    name, low, high = "uint16", 0, 2**16 - 1
+
+
+class U32(IntRange):
+    name, low, high = "uint32", 0, 2**32 - 1
+
+
+class U64(IntRange):
+    name, low, high = "uint64", 0, 2**64 - 1
+
+
+class I32(IntRange):
+    name, low, high = "int32", -(2**31), 2**31 - 1
+
+
+class I64(IntRange):
+    name, low, high = "int64", -(2**63), 2**63 - 1
+
+
 #: Go's ``uint`` and ``int`` are 64 bits wide on the platforms we run on.
 UINT = U64
 INT = I64
@@ -556,4 +565,4 @@ class Spec(Model):
     hooks: Hooks | None = None
     annotations: dict[str, str] | None = None
     linux: Linux | None = None
-    raw: dict[str, Any] | None = NOT_JSON
+    raw: dict[str, object] | None = NOT_JSON

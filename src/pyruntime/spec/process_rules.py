@@ -16,9 +16,7 @@ them (``security.process_attrs``); nothing here imports ctypes.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
+from pyruntime.spec.jsontext import quote
 from pyruntime.spec.model import (
     ExecCPUAffinity,
     IoPriority,
@@ -29,6 +27,10 @@ from pyruntime.spec.model import (
     Scheduler,
     Spec,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # The spec's names and the kernel's values (linux/ioprio.h, linux/sched.h,
 # linux/mempolicy.h, linux/personality.h): the rules check the names,
@@ -136,14 +138,13 @@ def parse_id_range(item: str, text: str) -> range:
     low, sep, high = item.partition("-")
     if not low.isdecimal() or (sep and not high.isdecimal()):
         raise ValueError(
-            f"{json.dumps(item)} in {json.dumps(text)} is not a number or a "
-            "range like 0-3"
+            f"{quote(item)} in {quote(text)} is not a number or a range like 0-3"
         )
     first, last = int(low), int(high) if sep else int(low)
     if last < first:
-        raise ValueError(f"range {json.dumps(item)} ends before it starts")
+        raise ValueError(f"range {quote(item)} ends before it starts")
     if last > MAX_LIST_ID:
-        raise ValueError(f"{last} in {json.dumps(text)} is above {MAX_LIST_ID}")
+        raise ValueError(f"{last} in {quote(text)} is above {MAX_LIST_ID}")
     return range(first, last + 1)
 
 
@@ -182,7 +183,7 @@ def selinux_label_problems(label: str | None, where: str) -> Iterator[str]:
     yield from label_problems(label, where)
     if label and (label.count(":") < 2 or "" in label.split(":")[:3]):
         yield (
-            f"{where}: {json.dumps(label)} is not an SELinux context like "
+            f"{where}: {quote(label)} is not an SELinux context like "
             '"system_u:system_r:container_t:s0"'
         )
 
@@ -192,7 +193,7 @@ def io_priority_problems(io: IoPriority | None, where: str) -> Iterator[str]:
     if io is None:
         return
     if io.class_ not in IOPRIO_CLASSES:
-        kind = json.dumps(io.class_)
+        kind = quote(io.class_)
         yield f"{where}.class: unknown class {kind} ({one_of(IOPRIO_CLASSES)})"
     if io.priority not in IOPRIO_LEVELS:
         yield f"{where}.priority: {io.priority} is outside 0..7"
@@ -203,7 +204,7 @@ def scheduler_problems(sched: Scheduler | None, where: str) -> Iterator[str]:
     if sched is None:
         return
     if sched.policy not in SCHED_POLICIES:
-        kind = json.dumps(sched.policy)
+        kind = quote(sched.policy)
         yield f"{where}.policy: unknown policy {kind} ({one_of(SCHED_POLICIES)})"
         return
     if sched.nice is not None and sched.nice not in NICE_VALUES:
@@ -237,7 +238,7 @@ def sched_flag_problems(sched: Scheduler, where: str) -> Iterator[str]:
     for index, flag in enumerate(sched.flags or ()):
         at = f"{where}.flags[{index}]"
         if flag not in SCHED_FLAGS:
-            yield f"{at}: unknown flag {json.dumps(flag)} ({one_of(SCHED_FLAGS)})"
+            yield f"{at}: unknown flag {quote(flag)} ({one_of(SCHED_FLAGS)})"
         elif flag in DEADLINE_ONLY_FLAGS and sched.policy != "SCHED_DEADLINE":
             yield f"{at}: {flag} applies only to SCHED_DEADLINE"
 
@@ -312,12 +313,12 @@ def personality_problems(persona: Personality | None, where: str) -> Iterator[st
     if persona is None:
         return
     if persona.domain not in PERSONALITY_DOMAINS:
-        kind = json.dumps(persona.domain)
+        kind = quote(persona.domain)
         yield (f"{where}.domain: unknown domain {kind} ({one_of(PERSONALITY_DOMAINS)})")
     for index, flag in enumerate(persona.flags or ()):
         if flag not in PERSONALITY_FLAGS:
             yield (
-                f"{where}.flags[{index}]: unknown flag {json.dumps(flag)} "
+                f"{where}.flags[{index}]: unknown flag {quote(flag)} "
                 f"({one_of(PERSONALITY_FLAGS)})"
             )
 
@@ -327,13 +328,13 @@ def memory_policy_problems(policy: MemoryPolicy | None, where: str) -> Iterator[
     if policy is None:
         return
     if policy.mode not in MPOL_MODES:
-        kind = json.dumps(policy.mode)
+        kind = quote(policy.mode)
         yield f"{where}.mode: unknown mode {kind} ({one_of(MPOL_MODES)})"
         return
     flags = list(policy.flags or ())
     for index, flag in enumerate(flags):
         if flag not in MPOL_FLAGS:
-            kind = json.dumps(flag)
+            kind = quote(flag)
             yield f"{where}.flags[{index}]: unknown flag {kind} ({one_of(MPOL_FLAGS)})"
     yield from memory_flag_problems(policy.mode, set(flags), where)
     yield from memory_node_problems(policy, set(flags), where)
@@ -358,7 +359,7 @@ def memory_node_problems(
     given = nodes is not None and nodes.strip() != ""
     if policy.mode in MODES_WITHOUT_NODES:
         if given:
-            got = json.dumps(nodes)
+            got = quote(nodes)
             yield f"{where}.nodes: {policy.mode} takes no nodes, got {got}"
         if policy.mode == "MPOL_LOCAL" and flags & NODE_REMAP_FLAGS:
             yield f"{where}.flags: MPOL_LOCAL takes no node flags"

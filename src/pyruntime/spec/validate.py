@@ -14,12 +14,17 @@ namespace the host's own) belong to the code that joins namespaces.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator
-
 from pyruntime.errors import ConfigError
 from pyruntime.spec import process_rules
+from pyruntime.spec.jsontext import quote
 from pyruntime.spec.model import Hook, Namespace, Spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    #: A rule: the problems it finds in a spec.
+    Rule = Callable[[Spec], Iterable[str]]
 
 NAMESPACE_TYPES = frozenset(
     {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
@@ -72,8 +77,6 @@ _UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
 # The oom_score_adj bounds the kernel accepts (OOM_SCORE_ADJ_MIN/MAX).
 _OOM_SCORE_ADJ = range(-1000, 1001)
 
-Rule = Callable[[Spec], Iterable[str]]
-
 
 # --- public API ------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ def is_absolute(path: str | None) -> bool:
 
 def not_absolute(path: str | None) -> str:
     """The message for a path that must be absolute."""
-    return f"{json.dumps(path)} is not an absolute path"
+    return f"{quote(path)} is not an absolute path"
 
 
 def one_of(values: Iterable[str]) -> str:
@@ -167,7 +170,7 @@ def check_rlimits(spec: Spec) -> Iterator[str]:
     for index, rlimit in enumerate(spec.process.rlimits):
         where = f"process.rlimits[{index}]"
         if rlimit.type not in RLIMIT_TYPES:
-            yield f"{where}.type: unknown rlimit {json.dumps(rlimit.type)}"
+            yield f"{where}.type: unknown rlimit {quote(rlimit.type)}"
         elif rlimit.type in seen:
             first = seen[rlimit.type]
             yield f"{where}.type: {rlimit.type} repeats process.rlimits[{first}]"
@@ -244,7 +247,7 @@ def check_namespace_types(spec: Spec) -> Iterator[str]:
     for index, ns in enumerate(namespaces_of(spec)):
         where = f"linux.namespaces[{index}].type"
         if ns.type not in NAMESPACE_TYPES:
-            kind = json.dumps(ns.type)
+            kind = quote(ns.type)
             yield f"{where}: unknown namespace type {kind} ({one_of(NAMESPACE_TYPES)})"
         elif ns.type in seen:
             first = seen[ns.type]
@@ -330,7 +333,7 @@ def check_sysctls(spec: Spec) -> Iterator[str]:
     if spec.linux is None or not spec.linux.sysctl:
         return
     for name in spec.linux.sysctl:
-        where = f"linux.sysctl[{json.dumps(name)}]"
+        where = f"linux.sysctl[{quote(name)}]"
         kind = sysctl_namespace(name)
         if kind is None:
             yield (
@@ -352,7 +355,7 @@ def check_rootfs_propagation(spec: Spec) -> Iterator[str]:
     value = spec.linux.rootfs_propagation if spec.linux else None
     if value is not None and value not in ROOTFS_PROPAGATIONS:
         yield (
-            f"linux.rootfsPropagation: unknown propagation {json.dumps(value)} "
+            f"linux.rootfsPropagation: unknown propagation {quote(value)} "
             f"({one_of(ROOTFS_PROPAGATIONS)})"
         )
 
@@ -364,7 +367,7 @@ def check_devices(spec: Spec) -> Iterator[str]:
     for index, device in enumerate(spec.linux.devices or ()):
         where = f"linux.devices[{index}]"
         if device.type not in DEVICE_TYPES:
-            kind = json.dumps(device.type)
+            kind = quote(device.type)
             yield f"{where}.type: unknown device type {kind} ({one_of(DEVICE_TYPES)})"
         elif device.type != "p":
             for key in ("major", "minor"):
