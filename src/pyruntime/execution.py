@@ -28,7 +28,6 @@ container's.
 
 from __future__ import annotations
 
-import json
 import os
 
 from pyruntime import hooks, log
@@ -40,6 +39,7 @@ from pyruntime.errors import (
 )
 from pyruntime.records import dataclass
 from pyruntime.spec import model
+from pyruntime.state import jsonio
 from pyruntime.state import status as st
 from pyruntime.state.store import ContainerState, open_container, validate_id
 
@@ -109,7 +109,7 @@ def saved_spec(state: ContainerState):
     """The config saved at create time, decoded again."""
     from pyruntime.spec import decode_spec
 
-    return decode_spec(json.dumps(state.config), "saved config")
+    return decode_spec(jsonio.dumps(state.config), "saved config")
 
 
 # ----------------------------------------------------------------- process
@@ -413,8 +413,6 @@ def connect_sockets(req, opts: ExecOptions):
     Returns the runtime's end of the terminal pair in the foreground with a
     terminal (the runtime relays it), else None.
     """
-    import socket
-
     if req.seccomp is not None and req.seccomp.notify:
         from pyruntime.security import seccomp
 
@@ -426,6 +424,8 @@ def connect_sockets(req, opts: ExecOptions):
 
         req.console_fd = connect_console_socket(opts.console_socket).detach()
         return None
+    import socket
+
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     req.console_fd = theirs.detach()
     return ours
@@ -433,9 +433,8 @@ def connect_sockets(req, opts: ExecOptions):
 
 def wait_foreground(pid: int, relay) -> int:
     """Wait for the program, relaying signals (and the terminal); its status."""
-    import signal
-
     from pyruntime.container import forward_signals, wait_init
+    from pyruntime.linux import signals
 
     handlers = forward_signals(pid)
     try:
@@ -446,7 +445,7 @@ def wait_foreground(pid: int, relay) -> int:
         return wait_init(pid)
     finally:
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            signals.signal(sig, handler)
 
 
 # ---------------------------------------------------------------- terminal

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from pyruntime import execution
-from pyruntime.cli import commands, entry, fast
+from pyruntime.cli import commands, entry, fast, fast_exec
 from pyruntime.cli.flags import normalize_argv
 from pyruntime.cli.group import run_click
 from pyruntime.cli.main import cli, register_commands
@@ -271,6 +271,14 @@ def test_fast_path_leaves_odd_exec_lines_to_click(argv):
     assert fast.parse(argv) is None
 
 
+class Exited(Exception):
+    """What fast_exec.exit_now raises here, in place of os._exit."""
+
+
+def raise_exited(code: int) -> None:
+    raise Exited(code)
+
+
 @pytest.fixture
 def exec_calls(monkeypatch):
     """Replace exec_process: record (root, id, ExecOptions), return 7."""
@@ -281,6 +289,7 @@ def exec_calls(monkeypatch):
         return 7
 
     monkeypatch.setattr(execution, "exec_process", record)
+    monkeypatch.setattr(fast_exec, "exit_now", raise_exited)
     return calls
 
 
@@ -295,7 +304,9 @@ def exec_calls(monkeypatch):
     ],
 )
 def test_exec_runs_alike_both_ways(exec_calls, argv):
-    assert fast.run(list(argv)) == 7
+    with pytest.raises(Exited) as exited:
+        fast.run(list(argv))
+    assert exited.value.args == (7,)
     assert run_click(list(argv)) == 7
     fast_call, click_call = exec_calls
     assert fast_call == click_call
@@ -316,3 +327,16 @@ def test_exec_errors_are_exec_failed(monkeypatch):
             run_line(["--root", "/r", "exec", "c1", "true"])
         assert err.value.exit_code == 255
         assert str(err.value) == "exec failed: cannot exec in a stopped container"
+
+
+def test_exec_exits_without_teardown(tmp_path):
+    script = tmp_path / "exits.py"
+    script.write_text(
+        "import atexit, sys\n"
+        "from pyruntime.cli import fast_exec\n"
+        "atexit.register(lambda: print('teardown'))\n"
+        "sys.stdout.write('buffered')\n"
+        "fast_exec.exit_now(5)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (5, "buffered", "")

@@ -38,14 +38,12 @@ a freshly executed interpreter as well as after a plain ``fork``.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import signal
-import socket
 import sys
 
 from pyruntime import console, log, namespaces
 from pyruntime.errors import SetupError, StateError
+from pyruntime.linux import signals
 from pyruntime.linux import syscalls as sc
 from pyruntime.linux.procfs import read_start_time
 from pyruntime.process import init
@@ -53,6 +51,7 @@ from pyruntime.process.protocol import Channel
 from pyruntime.records import dataclass, field
 from pyruntime.security import capabilities as caps
 from pyruntime.security import lsm, process_attrs, seccomp
+from pyruntime.state import jsonio
 
 #: ioctl(2) on a namespace file: an fd of the user namespace owning it.
 _NS_GET_USERNS = 0xB701
@@ -108,7 +107,7 @@ class TenantLaunch:
         parent, child = Channel.pair()
         self.req.runtime_pid = os.getpid()
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-        preload_for_children()
+        preload_for_children(self.req)
         log.debug(
             "fork the tenant process: it joins the cgroup and init's namespaces, "
             "then forks the exec process (a pid namespace takes children only)"
@@ -160,7 +159,7 @@ class TenantLaunch:
             return "exec: the tenant process exited during setup"
         self.tenant_pid = 0
         if os.WIFSIGNALED(status):
-            name = signal.Signals(os.WTERMSIG(status)).name
+            name = signals.name_of(os.WTERMSIG(status))
             return f"exec: the tenant process was killed by {name} during setup"
         return "exec: the tenant process exited during setup"
 
@@ -170,16 +169,22 @@ class TenantLaunch:
             if not pid:
                 continue
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signals.SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 continue
 
 
-def preload_for_children() -> None:
-    """Import now what the children may need once they cannot import."""
+def preload_for_children(req: TenantRequest) -> None:
+    """Import now what the children may need once they cannot import.
+
+    Only what this exec uses: :mod:`socket` (with :mod:`selectors` and
+    :mod:`enum`) serves the terminal and the seccomp agent alone.
+    """
     if log.debug_enabled():
         import traceback  # noqa: F401 (init.report_error formats tracebacks)
+    if req.process.terminal or req.listener_fd is not None:
+        import socket  # noqa: F401 (open_terminal, load_filter)
 
 
 def close_handed_over(req: TenantRequest) -> None:
@@ -198,7 +203,7 @@ def run_tenant(req: TenantRequest, chan: Channel) -> None:
     try:
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         close_runtime_fds(req)
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        sc.prctl(sc.PR_SET_PDEATHSIG, signals.SIGKILL)
         if os.getppid() != req.runtime_pid:
             os._exit(1)
         process_attrs.apply_io_priority(req.process)
@@ -429,6 +434,8 @@ def open_terminal(req: TenantRequest) -> None:
     """
     if not req.process.terminal:
         return
+    import socket  # loaded by preload_for_children
+
     size = req.process.console_size
     master, slave, slave_path = console.open_pty(
         size.height if size else None, size.width if size else None
@@ -446,7 +453,9 @@ def load_filter(req: TenantRequest) -> None:
     fd = seccomp.load_seccomp(req.seccomp)
     if fd is None:
         return
-    state = json.loads(req.state_document)
+    import socket  # loaded by preload_for_children
+
+    state = jsonio.loads(req.state_document.decode())
     message = seccomp.listener_message(state, os.getpid(), req.seccomp_metadata)
     with socket.socket(fileno=req.listener_fd) as sock:
         seccomp.send_listener(sock, fd, message)
