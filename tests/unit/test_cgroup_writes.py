@@ -7,6 +7,7 @@ import pytest
 from pyruntime.cgroups import writes
 from pyruntime.cgroups.devices import Rule
 from pyruntime.errors import ConfigError, UnsupportedError
+from tests.unit.test_spec_decode import full_config, heavy_imports
 
 
 def triples(plan: writes.Plan) -> list[tuple[str, str, str]]:
@@ -569,3 +570,36 @@ def test_unlimited_swap_needs_no_swap_accounting():
     limited = {"memory": {"limit": 1000, "swap": 2000}}
     assert not find(writes.plan_v1(limited), "memory.memsw.limit_in_bytes").optional
     assert not find(writes.plan_v2(limited), "memory.swap.max").optional
+
+
+# --- what planning and applying import ---------------------------------------------
+
+APPLY_ON_A_FAKE_TREE = """\
+import os
+from pyruntime.cgroups import Manager, devices, writes
+
+resources = {resources!r}
+linux_devices = {linux_devices!r}
+effective = devices.with_effective_devices(resources, linux_devices)
+writes.plan_hybrid(effective, {{"memory", "cpu", "pids"}})
+# cgroup v2 has no network controller: plan_v2 refuses the section.
+writes.plan_v2({{k: v for k, v in effective.items() if k != "network"}})
+# Stand-in hierarchies: a directory per v1 key, holding every file to write.
+dirs = {{}}
+for w in writes.plan_v1(effective).writes:
+    directory = dirs.setdefault(w.hierarchy, os.path.join({root!r}, w.hierarchy))
+    os.makedirs(directory, exist_ok=True)
+    open(os.path.join(directory, w.filename), "w").close()
+Manager(dirs, mounts={{}}).apply(resources, linux_devices=linux_devices)
+with open(os.path.join(dirs["memory"], "memory.limit_in_bytes")) as f:
+    print(f.read())
+"""
+
+
+def test_planning_and_applying_limits_import_nothing_heavy(tmp_path) -> None:
+    """create's cgroup work (plans, checks, writes) stays off typing, re, json..."""
+    linux = full_config()["linux"]
+    code = APPLY_ON_A_FAKE_TREE.format(
+        resources=linux["resources"], linux_devices=linux["devices"], root=str(tmp_path)
+    )
+    assert heavy_imports(code) == [str(1 << 30), "[]"]

@@ -1091,8 +1091,9 @@ def heavy_imports(code: str, stdin: str = "") -> list[str]:
         input=stdin,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
 

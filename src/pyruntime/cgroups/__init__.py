@@ -14,6 +14,12 @@ filter program), :mod:`.files` (cgroupfs I/O), :mod:`.v1` and :mod:`.v2`
 (version specifics), :mod:`.stats` (runc's stats document), :mod:`.oom`
 (OOM notifications), :mod:`.update` (``update``'s flags and merging, pure),
 :mod:`.manager` (the manager).
+
+``create``, ``run`` and ``exec`` import this package: making the cgroup,
+planning and writing its limits need none of :mod:`typing`, :mod:`re`,
+:mod:`functools` or :mod:`signal` (whose enums pull in :mod:`enum` and
+:mod:`collections`). Only :mod:`.update` (the ``update`` command) uses :mod:`re` and
+:mod:`json`.
 """
 
 from __future__ import annotations

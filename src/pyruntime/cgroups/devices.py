@@ -19,10 +19,12 @@ Rules are normalised to :class:`Rule` for the cgroup v2 eBPF program; the v1
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyruntime.errors import ConfigError
 from pyruntime.records import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Wildcard major or minor number.
 ANY = -1

@@ -14,8 +14,6 @@ can feed it any mount table.
 
 from __future__ import annotations
 
-import functools
-
 from pyruntime.records import dataclass
 
 #: The v1 controllers a container cgroup is placed in when they are mounted.
@@ -147,11 +145,18 @@ def hierarchies_of(mounts: list[Mount]) -> dict[str, str]:
     return result
 
 
-@functools.lru_cache(maxsize=1)
+#: This process's cgroup mounts, once ``read_mounts`` has read them.
+_mounts: tuple[Mount, ...] | None = None
+
+
 def read_mounts() -> tuple[Mount, ...]:
     """Return this process's cgroup mounts (read once, then cached)."""
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        return tuple(parse_mountinfo(f.read()))
+    global _mounts
+    if _mounts is None:
+        path = "/proc/self/mountinfo"
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            _mounts = tuple(parse_mountinfo(f.read()))
+    return _mounts
 
 
 def detect_mode() -> str:

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from typing import Any
 
 from pyruntime import log
 from pyruntime.cgroups import devices, ebpf, host, paths, stats, v1, v2, writes
@@ -47,6 +45,11 @@ from pyruntime.errors import (
     UnsupportedError,
     describe_oserror,
 )
+from pyruntime.linux.signals import SIGKILL
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNIFIED = host.UNIFIED
 #: Where ``pids()`` and the signal fallback look first.
@@ -334,7 +337,7 @@ class Manager:
         cannot die).
         """
         unified = self._dirs.get(UNIFIED)
-        if sig == signal.SIGKILL and unified and v2.can_kill(unified):
+        if sig == SIGKILL and unified and v2.can_kill(unified):
             v2.kill(unified)
             # A task frozen by the v1 freezer (hybrid) cannot die until thawed.
             if self.is_frozen():
@@ -349,7 +352,7 @@ class Manager:
                 except ProcessLookupError:
                     continue
         finally:
-            if froze or (was_frozen and sig == signal.SIGKILL):
+            if froze or (was_frozen and sig == SIGKILL):
                 self.thaw()
 
     def _try_freeze(self) -> bool:

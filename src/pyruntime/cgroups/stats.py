@@ -18,7 +18,6 @@ at its zero value instead of failing the whole document.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyruntime.cgroups.files import (
     V2_UNLIMITED_STAT,
@@ -26,6 +25,10 @@ from pyruntime.cgroups.files import (
     read_number,
     read_optional,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNIFIED = "unified"
 CPUSET_FLAGS = (

@@ -40,11 +40,13 @@ charged to ``memory.max`` anyway). ``unified`` is refused on pure v1.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyruntime.cgroups.devices import Rule, rule_of
 from pyruntime.errors import ConfigError, UnsupportedError
 from pyruntime.records import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources"
 V2 = "unified"
