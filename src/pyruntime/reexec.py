@@ -20,14 +20,13 @@ standard library and virtual environment exactly as before. Descriptors the
 caller passed (stdio, ``--preserve-fds``, the containerd shim's fd 3) are
 not close-on-exec and survive the ``execve`` unchanged.
 
-This module is imported before anything else by the CLI: it uses only
-``os``, ``sys`` and ``fcntl``.
+This module is imported before anything else by the CLI, by a process that
+may be about to replace itself: it uses only ``posix`` (built into the
+interpreter, the part of :mod:`os` it needs), ``sys`` and ``fcntl``.
 """
 
-from __future__ import annotations
-
 import fcntl
-import os
+import posix
 import sys
 
 #: The commands whose processes enter a container's namespaces.
@@ -41,7 +40,7 @@ _SEALS = (
 def running_sealed() -> bool:
     """Tell whether this process already runs from the sealed copy."""
     try:
-        return os.readlink("/proc/self/exe").startswith(f"/memfd:{MEMFD_NAME}")
+        return posix.readlink("/proc/self/exe").startswith(f"/memfd:{MEMFD_NAME}")
     except OSError:
         return False
 
@@ -70,22 +69,22 @@ def wants_sealed(argv: list[str]) -> bool:
 
 def copy_interpreter() -> int:
     """A sealed, close-on-exec memfd holding the running interpreter."""
-    fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    fd = posix.memfd_create(MEMFD_NAME, posix.MFD_CLOEXEC | posix.MFD_ALLOW_SEALING)
     try:
-        source = os.open("/proc/self/exe", os.O_RDONLY | os.O_CLOEXEC)
+        source = posix.open("/proc/self/exe", posix.O_RDONLY | posix.O_CLOEXEC)
         try:
-            size = os.fstat(source).st_size
+            size = posix.fstat(source).st_size
             copied = 0
             while copied < size:
-                sent = os.sendfile(fd, source, copied, size - copied)
+                sent = posix.sendfile(fd, source, copied, size - copied)
                 if sent == 0:
                     break
                 copied += sent
         finally:
-            os.close(source)
+            posix.close(source)
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 
@@ -105,7 +104,7 @@ def reexec_sealed(argv: list[str]) -> None:
         return
     args = list(sys.orig_argv)
     args[0] = sys.executable or args[0]
-    os.execve(fd, args, os.environ)
+    posix.execve(fd, args, posix.environ)
 
 
 def require_sealed() -> None:

@@ -7,6 +7,8 @@ real root. The euid is faked, so this runs without root.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pyruntime.cli import main
@@ -15,7 +17,7 @@ from pyruntime.cli import main
 @pytest.fixture
 def euid(monkeypatch):
     def set_euid(value: int) -> None:
-        monkeypatch.setattr(main.os, "geteuid", lambda: value)
+        monkeypatch.setattr(os, "geteuid", lambda: value)
 
     return set_euid
 

@@ -14,13 +14,9 @@ then the process exits 1 (``run`` and ``exec`` exit with the container's
 status instead).
 """
 
-from __future__ import annotations
-
-import os
 import sys
 
-from pyruntime import NAME, OCI_VERSION, __version__, log
-from pyruntime.errors import RuntimeError_
+from pyruntime import NAME, OCI_VERSION, __version__
 
 DEFAULT_ROOT = f"/run/{NAME}"
 
@@ -39,6 +35,8 @@ def default_root() -> str:
 
     An empty XDG_RUNTIME_DIR counts as unset: podman passes it empty for root.
     """
+    import os
+
     xdg = os.environ.get("XDG_RUNTIME_DIR", "")
     if os.geteuid() != 0 and xdg:
         return os.path.join(xdg, NAME)
@@ -59,6 +57,8 @@ def version_text() -> str:
 
 def read_commit() -> str:
     """The git commit pyruntime runs from, when it runs from a checkout."""
+    import os
+
     here = os.path.dirname(os.path.abspath(__file__))
     git = os.path.join(here, "..", "..", "..", ".git")
     try:
@@ -77,14 +77,17 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     from pyruntime.reexec import reexec_sealed
 
-    # First of all: commands that enter a container run from a sealed copy.
+    # First of all, before anything else is loaded: commands that enter a
+    # container run from a sealed copy of the interpreter.
     reexec_sealed(args)
     sys.exit(run(args))
 
 
 def run(args: list[str]) -> int:
     """Run one command line; return the exit status."""
+    from pyruntime import log
     from pyruntime.cli import fast
+    from pyruntime.errors import RuntimeError_
 
     try:
         code = fast.run(args)
