@@ -9,7 +9,7 @@ classes generically, so everything it needs is declared here:
   ``oomScoreAdj``, ``class_`` -> ``class``) unless a field says otherwise
   (``container_id: U32 = renamed("containerID", required=True)``);
 - whether the spec marks the key REQUIRED (``= REQUIRED``);
-- the JSON kind, from the annotation: ``str``, ``bool``, an integer range alias
+- the JSON kind, from the annotation: ``str``, ``bool``, an integer kind
   (``U32``, ``I64``...), a nested class, ``tuple[X, ...]`` for arrays and
   ``dict[str, X]`` for free-form maps.
 
@@ -216,6 +216,9 @@ def replace(obj: object, /, **changes: object) -> object:
             )
     values.update(changes)
     return type(obj)(**values)
+
+
+# --- integer kinds -----------------------------------------------------------
 
 
 class U16(IntRange):
