@@ -17,11 +17,14 @@ created, not even the ``--root`` directory.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyruntime.check.context import Context, dig
 from pyruntime.check.findings import CONFIG, ERROR, Report
 from pyruntime.records import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RUNTIME, INTERMEDIATE, INIT = "runtime", "intermediate", "init"
 COMMANDS = ("create", "start", "delete")
@@ -611,6 +614,6 @@ def render_text(plan: dict[str, Any]) -> str:
 
 def render_json(plan: dict[str, Any]) -> str:
     """The plan as indented JSON."""
-    import json
+    from pyruntime.check.render import indented_json
 
-    return json.dumps(plan, indent=2, ensure_ascii=False) + "\n"
+    return indented_json(plan)

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -508,6 +509,35 @@ def test_fast_path_and_click_refuse_alike(command, copies, runtime):
     assert fast.stderr == "invalid format option: xml (text or json)\n"
     lines = [json.loads(line) for line in runtime.log.read_text().splitlines()]
     assert [line["msg"] for line in lines] == [fast.stderr.strip()] * 2
+
+
+#: What the runtime's own modules that check uses bring with them.
+PLANNERS = (
+    "pyruntime.spec, pyruntime.cgroups, pyruntime.rootfs.mounts, "
+    "pyruntime.rootfs.devices, pyruntime.security.capabilities, "
+    "pyruntime.security.process_attrs, pyruntime.security.lsm, pyruntime.namespaces"
+)
+HEAVY = ("click", "json", "re", "typing", "dataclasses", "inspect", "platform")
+
+
+@pytest.mark.parametrize("command", ["check", "explain"])
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_check_adds_no_heavy_import(command, fmt, bundle):
+    """Of click, json, re, typing...: only what the runtime's planners load."""
+    code = (
+        "import io, sys\n"
+        f"import {PLANNERS}\n"
+        "before = set(sys.modules)\n"
+        "from pyruntime.cli import fast\n"
+        "sys.stdout = io.StringIO()\n"
+        f"code = fast.run([{command!r}, '-f', {fmt!r}, {str(bundle.path)!r}])\n"
+        "sys.stdout = sys.__stdout__\n"
+        f"print(code, sorted(set({HEAVY!r}) & (set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split(None, 1) == ["0", "[]\n"]
 
 
 def test_cost_of_check_next_to_state(copies, runtime):

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pyruntime.check.findings import Report
-from pyruntime.check.render import render_json, render_text, use_colour
+from pyruntime.check.render import (
+    indented_json,
+    render_json,
+    render_text,
+    use_colour,
+)
 from tests.check_schema import REPORT, validate
 
 HOST = {
@@ -121,3 +128,20 @@ def test_a_clean_report_would_run():
     assert render_text(report).endswith(
         "result: 0 errors, 0 warnings, 0 notes: the bundle would run\n"
     )
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        sample_report().as_dict(),
+        {"message": "a CFS period of 10 µs", "path": "/srv/bündel"},
+        {"back": "a \\u in a string", "control": "\x01\x1f", "tab": "\t\n"},
+        {"empty": {}, "list": [], "nested": [{"a": [1, 2.5, None, True]}]},
+        {"run": {"duration": 0.1 + 0.2, "exit_status": None, "timeout": 10.0}},
+        [],
+        "text",
+    ],
+)
+def test_indented_json_is_json_dumps(document):
+    expected = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    assert indented_json(document) == expected

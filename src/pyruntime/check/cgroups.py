@@ -13,7 +13,6 @@ out of range.
 from __future__ import annotations
 
 import os
-import re
 
 from pyruntime.check import plans
 from pyruntime.check.context import Context
@@ -32,6 +31,8 @@ V1_NOT_ON_ROOT = {
 }
 #: A field named in an UnsupportedError (compiled only when one is met).
 _FIELD = r"linux\.resources(\.[\w.\[\]\"-]+)?"
+#: The units of hugetlb file names (``hugetlb.2MB.max``), in KiB.
+HUGEPAGE_UNITS = {"KB": 1, "MB": 1024, "GB": 1024 * 1024}
 _CFS_PERIOD = range(1000, 1_000_001)
 _CFS_MIN_QUOTA = 1000
 
@@ -79,6 +80,8 @@ def plan_for(ctx: Context, manager):
             )
     except UnsupportedError as err:
         message = str(err)
+        import re  # only for a setting this host cannot apply
+
         match = re.search(_FIELD, message)
         ctx.report.error(
             HOST,
@@ -202,11 +205,11 @@ def exists_below_root(write, name: str, root: str) -> bool:
 
 def hugepage_size_known(filename: str) -> bool:
     """Whether the kernel has the page size named in a hugetlb file name."""
-    size = filename.split(".")[1]
-    match = re.fullmatch(r"(\d+)([KMG])B", size)
-    if not match:
+    size = filename.split(".")[1]  # hugetlb.2MB.max: 2MB
+    number, unit = size[:-2], size[-2:]
+    if not number.isdecimal() or unit not in HUGEPAGE_UNITS:
         return False
-    kb = int(match[1]) * {"K": 1, "M": 1024, "G": 1024 * 1024}[match[2]]
+    kb = int(number) * HUGEPAGE_UNITS[unit]
     return os.path.isdir(f"/sys/kernel/mm/hugepages/hugepages-{kb}kB")
 
 

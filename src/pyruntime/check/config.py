@@ -16,18 +16,17 @@ nothing stops at the first problem:
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import types
-import typing
-from typing import Any
 
 from pyruntime import OCI_VERSION
 from pyruntime.check.context import Context, dig
 from pyruntime.check.findings import CONFIG, split_problem
 from pyruntime.errors import ConfigError, describe_oserror
 from pyruntime.spec import decode, model, validate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Fields pyruntime decodes but does not apply, and what that means.
 IGNORED_FIELDS = {
@@ -83,6 +82,8 @@ def check_config(ctx: Context) -> None:
 
 def hint_for(message: str) -> str:
     """What to do about a decoding or validation problem."""
+    import re  # only for a config with problems
+
     match = re.search(_EXPECTED, message)
     if match:
         kind = match["kind"]
@@ -354,23 +355,34 @@ def unknown_in_value(hint: Any, value: Any, path: str) -> list[str]:
         return [
             key
             for name, item in value.items()
-            for key in unknown_keys(cls, item, f"{path}[{json.dumps(name)}]")
+            for key in unknown_keys(cls, item, f"{path}[{quoted(name)}]")
         ]
     return []
 
 
+def quoted(key: str) -> str:
+    """A map key as a JSON path spells it: ``"name"``, quoted as JSON is."""
+    import json  # only for the keys of a map of objects
+
+    return json.dumps(key)
+
+
 def model_shape(hint: Any) -> tuple[str, type | None]:
-    """(``object``/``array``/``map``, model class) for a field annotation."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return model_shape(inner[0])
+    """(``object``/``array``/``map``, model class) for a field annotation.
+
+    The annotations are ``X | None``, ``tuple[X, ...]``, ``dict[str, X]``,
+    model classes and scalar types: read from their ``__origin__`` and
+    ``__args__``, as :mod:`typing` would, without importing it.
+    """
+    origin = getattr(hint, "__origin__", None)
+    args = getattr(hint, "__args__", ())
     if origin is tuple:
-        item = typing.get_args(hint)[0]
-        return ("array", item if model.is_model(item) else None)
+        return ("array", args[0] if model.is_model(args[0]) else None)
     if origin is dict:
-        item = typing.get_args(hint)[1]
-        return ("map", item if model.is_model(item) else None)
+        return ("map", args[1] if model.is_model(args[1]) else None)
+    if type(None) in args:  # X | None
+        inner = [arg for arg in args if arg is not type(None)]
+        return model_shape(inner[0])
     if model.is_model(hint):
         return ("object", hint)
     return ("scalar", None)

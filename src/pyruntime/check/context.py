@@ -10,11 +10,14 @@ of failing the whole report: the problem is already reported.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
 
 from pyruntime.check.findings import Report
 from pyruntime.records import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 @dataclass

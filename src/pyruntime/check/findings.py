@@ -17,9 +17,11 @@ Only errors decide the exit status: a bundle with warnings still runs.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyruntime.records import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ERROR = "error"
 WARNING = "warning"

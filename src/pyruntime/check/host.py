@@ -11,7 +11,6 @@ not have yet.
 from __future__ import annotations
 
 import os
-import re
 
 from pyruntime.check.cgroups import check_cgroups
 from pyruntime.check.context import Context, dig
@@ -115,11 +114,16 @@ def check_rlimits(ctx: Context) -> None:
                 message,
                 "lower the hard limit to what this host allows",
             )
-            index = int(re.search(r"rlimits\[(\d+)\]", where)[1])
+            index = rlimit_index(where)
             # The runtime stops at the first; look at the others as well.
             items[index] = model.replace(items[index], soft=0, hard=0)
             continue
         return
+
+
+def rlimit_index(where: str) -> int:
+    """The index in ``process.rlimits[2].hard``."""
+    return int(where.partition("rlimits[")[2].partition("]")[0])
 
 
 def check_oom_score_adj(ctx: Context) -> None:

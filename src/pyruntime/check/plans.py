@@ -9,9 +9,11 @@ completes them. Only the mount table is read; nothing is created.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyruntime.check.context import dig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The id used for paths when none is given (``explain --id`` sets one).
 PLACEHOLDER_ID = "<id>"

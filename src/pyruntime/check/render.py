@@ -4,12 +4,12 @@ Text lists the errors group by group (config, bundle, host), then every
 warning and note, each as three lines: where, what, and what to do. Severity
 words and headings are coloured only on a terminal, and never when
 ``NO_COLOR`` is set; piped output is plain. JSON is the report's
-:meth:`~pyruntime.check.findings.Report.as_dict`, indented.
+:meth:`~pyruntime.check.findings.Report.as_dict`, indented as ``json.dumps``
+indents it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 from pyruntime.check.findings import ERROR, GROUPS, NOTE, WARNING, Finding, Report
@@ -40,7 +40,26 @@ def use_colour(stream) -> bool:
 
 def render_json(report: Report) -> str:
     """The report as indented JSON."""
-    return json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
+    return indented_json(report.as_dict())
+
+
+def indented_json(document) -> str:
+    """``json.dumps(document, indent=2, ensure_ascii=False)``, and a newline.
+
+    Written by :mod:`pyruntime.state.jsonio`, which does not import
+    :mod:`json` (and with it :mod:`re`). It escapes every character outside
+    ASCII as ``\\uXXXX``, as json's default does; where it wrote such an
+    escape (or a ``\\`` followed by ``u``), :mod:`json` writes the document
+    again, keeping the characters as they are.
+    """
+    from pyruntime.state import jsonio
+
+    text = jsonio.dumps_indented(document, 2)
+    if "\\u" in text:
+        import json
+
+        text = json.dumps(document, indent=2, ensure_ascii=False)
+    return text + "\n"
 
 
 def render_text(report: Report, colour: bool = False) -> str:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from typing import Any
 
 from pyruntime.records import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 READ, WRITE, SEARCH = os.R_OK, os.W_OK, os.X_OK
 #: What an id outside every mapping looks like inside a user namespace.
