@@ -45,7 +45,7 @@ __all__ = ["COMMANDS", "check", "check_format", "explain"]
 @click.pass_context
 def check(ctx, fmt, config_name, smoke, timeout, bundle):
     """Report every problem of a bundle; exit 1 if it would not run."""
-    return run_check(ctx.obj.systemd_cgroup, fmt, config_name, timeout, smoke, bundle)
+    return run_check(ctx.obj, fmt, config_name, timeout, smoke, bundle)
 
 
 @click.command()
