@@ -340,3 +340,21 @@ def test_exec_exits_without_teardown(tmp_path):
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert (done.returncode, done.stdout, done.stderr) == (5, "buffered", "")
+
+
+def test_exec_imports_nothing_heavy():
+    # What an exec without a terminal loads, in the runtime and the tenant.
+    code = (
+        "import sys\n"
+        "from pyruntime.cli import fast\n"
+        "from pyruntime import cgroups, container, execution\n"
+        "from pyruntime.process import tenant\n"
+        "from pyruntime.security import capabilities\n"
+        "heavy = {'click', 'json', 're', 'socket', 'signal', 'enum', 'typing',\n"
+        "         'dataclasses', 'subprocess', 'inspect', 'contextlib'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

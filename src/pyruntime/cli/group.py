@@ -2,9 +2,10 @@
 
 Only commands the fast path (:mod:`pyruntime.cli.fast`) does not take come
 here: ``--help``, ``--version``, a command line it does not recognise, and
-every command other than ``state``, ``kill``, ``start``, ``delete``,
-``list``, ``create`` and ``run``. Importing click costs more than a whole
-``state`` command, which is why this module is kept apart from
+the commands it does not have (``ps``, ``events``, ``update``, ``spec``...;
+it has ``state``, ``kill``, ``start``, ``delete``, ``list``, ``create``,
+``run``, ``exec``, ``check`` and ``explain``). Importing click costs more
+than a whole ``state`` command, which is why this module is kept apart from
 :mod:`pyruntime.cli.main`.
 """
 
