@@ -358,3 +358,34 @@ def test_exec_imports_nothing_heavy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def leave_with_a_gone_reader(tmp_path, leave: str) -> subprocess.CompletedProcess:
+    """Run ``leave`` with output still buffered for a stdout nobody reads."""
+    script = tmp_path / "exits.py"
+    script.write_text(
+        "import sys\n"
+        "from pyruntime.cli import fast_exec\n"
+        "sys.stdout.write('buffered')\n"
+        "sys.stdin.read()\n"  # until the test has closed the reading end
+        f"{leave}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    child = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    child.stdout.close()
+    _, err = child.communicate(b"")
+    return subprocess.CompletedProcess(child.args, child.returncode, None, err)
+
+
+def test_exec_exit_reports_an_unwritable_stdout_as_python_does(tmp_path):
+    ours = leave_with_a_gone_reader(tmp_path, "fast_exec.exit_now(5)")
+    plain = leave_with_a_gone_reader(tmp_path, "sys.exit(5)")
+    assert ours.returncode == plain.returncode == 120
+    assert ours.stderr == plain.stderr
+    assert b"Traceback" not in ours.stderr

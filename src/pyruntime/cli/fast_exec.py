@@ -81,11 +81,16 @@ def exit_now(code: int) -> None:
     hundred-odd modules exec loaded (freeing every object, a last garbage
     collection) would take 5 to 8 ms, as long as a whole ``state`` command.
     Only the standard streams' buffers are flushed first. Errors never come
-    here: they go to the caller's error boundary as usual.
+    here: they go to the caller's error boundary as usual. If a buffer
+    cannot be written (a reader that went away), the interpreter's own
+    teardown takes over and reports it as it always does (exit status 120).
     """
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:  # None when the caller closed the descriptor
-            stream.flush()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None when the caller closed the descriptor
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
     os._exit(code)
 
 
