@@ -511,6 +511,22 @@ def test_fast_path_and_click_refuse_alike(command, copies, runtime):
     assert [line["msg"] for line in lines] == [fast.stderr.strip()] * 2
 
 
+@pytest.mark.parametrize("command", ["check", "explain"])
+def test_a_reader_that_went_away(command, copies, runtime):
+    """A closed pipe on stdout: status 1 and not a word, on both paths."""
+    bundle = str(copies("microservice"))
+    for args in ([bundle], ["--", bundle]):
+        child = subprocess.Popen(
+            runtime.argv(command, "--format", "json", *args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        child.stdout.close()  # long before the report is written
+        _, err = child.communicate(timeout=60)
+        assert (child.returncode, err) == (1, b""), args
+
+
 #: What the runtime's own modules that check uses bring with them.
 PLANNERS = (
     "pyruntime.spec, pyruntime.cgroups, pyruntime.rootfs.mounts, "

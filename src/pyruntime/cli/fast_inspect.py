@@ -93,12 +93,11 @@ def run_check(
     if fmt == "json":
         from pyruntime.check.render import render_json
 
-        sys.stdout.write(render_json(report))
+        write_out(render_json(report))
     else:
         from pyruntime.check.render import render_text, use_colour
 
-        sys.stdout.write(render_text(report, use_colour(sys.stdout)))
-    sys.stdout.flush()
+        write_out(render_text(report, use_colour(sys.stdout)))
     return 0 if report.runnable else 1
 
 
@@ -116,6 +115,19 @@ def run_explain(
         container_id=container_id,
         systemd_cgroup=glob.systemd_cgroup,
     )
-    sys.stdout.write(render_json(plan) if fmt == "json" else render_text(plan))
-    sys.stdout.flush()
+    write_out(render_json(plan) if fmt == "json" else render_text(plan))
     return 1 if plan["problems"] else 0
+
+
+def write_out(text: str) -> None:
+    """Write ``text`` to stdout, flushed.
+
+    If the reader has gone (``check | head -1``), leave at once with status
+    1 and not a word, as click does with a broken pipe: what could not be
+    written is dropped, not flushed again at exit.
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os._exit(1)
