@@ -10,14 +10,15 @@ container id belongs to the program, dashes and all.
 
 Both readings then call :func:`run_exec`, so what follows the parsing is
 one piece of code. On the fast path, exec then leaves without the
-interpreter's teardown (:func:`exit_now`). This module imports nothing heavy
-at load time: the fast path loads it for every command.
+interpreter's teardown (:func:`pyruntime.cli.main.exit_now`). This module
+imports nothing heavy at load time: the fast path loads it for every command.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+
+from pyruntime.cli.main import exit_now
 
 #: Option name -> (destination, is a boolean flag); click's names.
 OPTIONS = {
@@ -70,28 +71,6 @@ DEFAULTS = {
 def cmd_exec(glob, options: dict, args: list[str]) -> None:
     """``exec ID COMMAND [ARG...]`` or ``exec -p FILE ID``; exits when done."""
     exit_now(run_exec(glob.root, args, options))
-
-
-def exit_now(code: int) -> None:
-    """Exit with ``code`` at once, without the interpreter's teardown.
-
-    When exec returns, nothing is left to finish: the process runs on its
-    own or has been waited for, the log lines went out with ``os.write``,
-    and the sockets and the terminal relay are closed. Tearing down the
-    hundred-odd modules exec loaded (freeing every object, a last garbage
-    collection) would take 5 to 8 ms, as long as a whole ``state`` command.
-    Only the standard streams' buffers are flushed first. Errors never come
-    here: they go to the caller's error boundary as usual. If a buffer
-    cannot be written (a reader that went away), the interpreter's own
-    teardown takes over and reports it as it always does (exit status 120).
-    """
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:  # None when the caller closed the descriptor
-                stream.flush()
-    except (OSError, ValueError):
-        sys.exit(code)
-    os._exit(code)
 
 
 def run_exec(root: str, args, options: dict) -> int:

@@ -80,7 +80,33 @@ def main(argv: list[str] | None = None) -> None:
     # First of all, before anything else is loaded: commands that enter a
     # container run from a sealed copy of the interpreter.
     reexec_sealed(args)
-    sys.exit(run(args))
+    code = run(args)
+    if argv is None:
+        exit_now(code)
+    sys.exit(code)
+
+
+def exit_now(code: int) -> None:
+    """Exit with ``code`` at once, without the interpreter's teardown.
+
+    When a command returns, nothing is left to finish: the container runs on
+    its own or has been waited for, state files and log lines went out with
+    ``os.write``, descriptors are closed. Tearing down the modules a command
+    loaded (freeing every object, a last garbage collection) would take 1 to
+    2 ms after ``state`` and 5 to 8 ms after ``create`` or ``exec``. Only the
+    standard streams' buffers are flushed first. If one cannot be written (a
+    reader that went away), the interpreter's own teardown takes over and
+    reports it as it always does (exit status 120).
+    """
+    import posix
+
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None when the caller closed the descriptor
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    posix._exit(code)
 
 
 def run(args: list[str]) -> int:
