@@ -149,6 +149,5 @@ def test_loading_the_tables_costs_nothing():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     loaded = ast.literal_eval(out)
-    allowed = {"__future__", "pyruntime", "pyruntime.cli", "pyruntime.cli.main"}
-    allowed |= {"pyruntime.cli.fast_exec", "pyruntime.cli.fast_inspect"}
+    allowed = {"__future__", "pyruntime", "pyruntime.cli", "pyruntime.cli.fast_inspect"}
     assert set(loaded) <= allowed

@@ -11,19 +11,14 @@ table, so the fast parser hands the command line over): the smoke test runs
 the bundle, which costs far more than click does, and click converts the
 timeout and words the error when it is not a number.
 
-On the fast path, both commands then leave without the interpreter's
-teardown (:func:`~pyruntime.cli.fast_exec.exit_now`, as ``exec`` does): once
-the report is written, nothing is left to finish, and freeing the modules
-they loaded would take a tenth of their time. This module imports nothing
-heavy at load time: the fast path loads it for every command.
+This module imports nothing heavy at load time: the fast path loads it for
+every command.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-
-from pyruntime.cli.fast_exec import exit_now
 
 FORMATS = ("text", "json")
 CONFIG_NAME = "config.json"
@@ -48,27 +43,25 @@ def check_format(fmt: str) -> None:
         raise UsageError(f"invalid format option: {fmt} (text or json)")
 
 
-def cmd_check(glob, options: dict, args: list[str]) -> None:
-    """``check [BUNDLE]``, without the smoke test; exits when done."""
-    code = run_check(
+def cmd_check(glob, options: dict, args: list[str]) -> int:
+    """``check [BUNDLE]``, without the smoke test."""
+    return run_check(
         glob,
         options["fmt"],
         options["config_name"],
         bundle=args[0] if args else None,
     )
-    exit_now(code)
 
 
-def cmd_explain(glob, options: dict, args: list[str]) -> None:
-    """``explain [BUNDLE]``; exits when done."""
-    code = run_explain(
+def cmd_explain(glob, options: dict, args: list[str]) -> int:
+    """``explain [BUNDLE]``."""
+    return run_explain(
         glob,
         options["fmt"],
         options["config_name"],
         options["container_id"],
         bundle=args[0] if args else None,
     )
-    exit_now(code)
 
 
 def run_check(
