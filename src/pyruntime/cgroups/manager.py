@@ -32,7 +32,7 @@ import os
 import time
 
 from pyruntime import log
-from pyruntime.cgroups import devices, ebpf, host, paths, stats, v1, v2, writes
+from pyruntime.cgroups import devices, host, paths, v1, v2, writes
 from pyruntime.cgroups.files import (
     list_subtree,
     read_procs,
@@ -196,6 +196,8 @@ class Manager:
                 "cannot apply linux.resources.devices: no cgroup v2 hierarchy "
                 "to attach the device filter to"
             )
+        from pyruntime.cgroups import ebpf  # ctypes and BPF: pure v2 only
+
         ebpf.install_device_filter(unified, rules)
 
     def _plan(self, resources: dict[str, Any] | None) -> writes.Plan:
@@ -388,6 +390,8 @@ class Manager:
 
     def stats(self) -> dict[str, Any]:
         """Return runc's ``events --stats`` data document (see :mod:`.stats`)."""
+        from pyruntime.cgroups import stats
+
         return stats.collect_stats(self._dirs)
 
 
