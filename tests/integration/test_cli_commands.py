@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 
 import pytest
@@ -167,3 +168,26 @@ def test_failed_foreground_run_leaves_no_container(runtime, bundle):
     result = runtime("run", "--keep", "--bundle", str(bundle.path), keep)
     assert result.returncode == 1
     assert runtime.state(keep)["status"] == "stopped"
+
+
+def run_with_reader_gone(argv: list[str]) -> subprocess.CompletedProcess:
+    """Run ``argv`` with stdout a pipe whose reading end is already closed."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(argv, proc.returncode, None, err)
+
+
+@pytest.mark.parametrize("command", [("list",), ("list", "--format", "json")])
+def test_output_to_a_closed_pipe_dies_of_sigpipe_as_runc(runtime, bundle, command):
+    # `pyruntime list | head -1` with a long list: runc (Go) is killed by
+    # SIGPIPE, a shell shows 141; no traceback, no error line.
+    for _ in range(3):
+        cid = runtime.new_id()
+        assert (
+            runtime.detached("create", "--bundle", str(bundle.path), cid).returncode
+            == 0
+        )
+    result = run_with_reader_gone(runtime.argv(*command))
+    assert result.returncode == -signal.SIGPIPE, result.stderr
+    assert result.stderr == b""

@@ -94,9 +94,9 @@ def exit_now(code: int) -> None:
     ``os.write``, descriptors are closed. Tearing down the modules a command
     loaded (freeing every object, a last garbage collection) would take 1 to
     2 ms after ``state`` and 5 to 8 ms after ``create`` or ``exec``. Only the
-    standard streams' buffers are flushed first. If one cannot be written (a
-    reader that went away), the interpreter's own teardown takes over and
-    reports it as it always does (exit status 120).
+    standard streams' buffers are flushed first. If their reader went away,
+    the process dies of SIGPIPE as runc does; any other failure to flush is
+    left to the interpreter's own teardown, which reports it (exit status 120).
     """
     import posix
 
@@ -104,9 +104,26 @@ def exit_now(code: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:  # None when the caller closed the descriptor
                 stream.flush()
+    except BrokenPipeError:
+        die_of_sigpipe()
     except (OSError, ValueError):
         sys.exit(code)
     posix._exit(code)
+
+
+def die_of_sigpipe() -> None:
+    """End as runc ends when the reader of its output has gone: by SIGPIPE.
+
+    A Go program writing to a closed pipe on stdout or stderr is killed by
+    the signal (a shell reports status 141); Python ignores SIGPIPE and
+    raises BrokenPipeError instead. Other descriptors (sockets) keep
+    raising: only this last step restores the default action.
+    """
+    import posix
+    from _signal import SIG_DFL, SIGPIPE, signal
+
+    signal(SIGPIPE, SIG_DFL)
+    posix.kill(posix.getpid(), SIGPIPE)
 
 
 def run(args: list[str]) -> int:
@@ -124,6 +141,8 @@ def run(args: list[str]) -> int:
     except RuntimeError_ as err:
         log.fail(str(err))
         return err.exit_code
+    except BrokenPipeError:
+        die_of_sigpipe()
     except KeyboardInterrupt:
         return 130
     return code
