@@ -676,6 +676,24 @@ def test_process_file_capabilities(runtime, running, tmp_path):
     ]
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_process_file_cpu_affinity(runtime, running, tmp_path):
+    # execCPUAffinity: "initial" while the runtime's process joins the cgroup,
+    # "final" for the program.
+    cid, _ = running
+    cpus = sorted(os.sched_getaffinity(0))
+    process = containerd_process(
+        args=["grep", "Cpus_allowed_list", "/proc/self/status"],
+        execCPUAffinity={"initial": str(cpus[0]), "final": str(cpus[-1])},
+    )
+    result = runtime("exec", "-p", write_process(tmp_path, process), cid)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Cpus_allowed_list:", str(cpus[-1])]
+    offline = containerd_process(execCPUAffinity={"initial": "1000"})
+    message = exec_refused(runtime, "-p", write_process(tmp_path, offline), cid)
+    assert "execCPUAffinity.initial" in message and "1000" in message
+
+
 def test_process_file_errors(runtime, running, tmp_path):
     cid, _ = running
     bad = write_process(tmp_path, containerd_process(args="sh"))

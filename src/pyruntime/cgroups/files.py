@@ -35,6 +35,17 @@ def write_file(path: str, value: str) -> None:
         ) from err
 
 
+def add_to_cgroup(paths: dict[str, str], pid: int) -> None:
+    """Write ``pid`` to ``cgroup.procs`` of each distinct directory of ``paths``.
+
+    ``paths`` maps hierarchy keys to directories (co-mounted controllers
+    share one). This is all a process needs to join a container's cgroup,
+    without the manager and its planners.
+    """
+    for directory in sorted(set(paths.values())):
+        write_file(os.path.join(directory, "cgroup.procs"), str(pid))
+
+
 def read_text(path: str) -> str:
     """Return the contents of a cgroup file, stripped (OSError on failure)."""
     with open(path, encoding="utf-8", errors="replace") as f:

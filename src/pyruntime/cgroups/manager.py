@@ -34,6 +34,7 @@ import time
 from pyruntime import log
 from pyruntime.cgroups import devices, host, paths, v1, v2, writes
 from pyruntime.cgroups.files import (
+    add_to_cgroup,
     list_subtree,
     read_procs,
     write_file,
@@ -271,8 +272,7 @@ class Manager:
 
     def add_process(self, pid: int) -> None:
         """Move ``pid`` into the container's cgroup in every hierarchy."""
-        for _key, directory in self._unique_dirs():
-            write_file(os.path.join(directory, "cgroup.procs"), str(pid))
+        add_to_cgroup(self._dirs, pid)
 
     def _listing_dir(self) -> str | None:
         for key in (*PROCESS_LISTING_ORDER, *sorted(self._dirs)):

@@ -1,21 +1,22 @@
 """``exec``: start a new process inside a running container (both sides).
 
 Three processes take part, as in ``create`` (see :mod:`.protocol`). The
-runtime (**R**) forks a *tenant* process (**T**), which joins the container's
-cgroup and every namespace of the container's init, then forks the *exec
-process* (**E**), which lands in the container's pid namespace; **T** exits
-at once, so that **E** is re-parented to the runtime (a child subreaper) and,
-once the runtime exits, to the caller's subreaper.
+runtime (**R**) forks a *tenant* process (**T**) and moves it into the
+container's cgroup; **T** joins every namespace of the container's init, then
+forks the *exec process* (**E**), which lands in the container's pid
+namespace; **T** exits at once, so that **E** is re-parented to the runtime
+(a child subreaper) and, once the runtime exits, to the caller's subreaper.
 
 They share one ``SOCK_SEQPACKET`` socketpair (JSON messages):
 
-====  ===============  =========================================================
-from  type             meaning
-====  ===============  =========================================================
-T     ``tenant-pid``   E exists (``pid``: its pid in R's pid namespace)
-R     ``go``           R has reaped T and recorded the pid; E may set up
-T/E   ``error``        setup failed (``message``); the sender exits
-====  ===============  =========================================================
+====  =================  =======================================================
+from  type               meaning
+====  =================  =======================================================
+R     ``cgroup-joined``  R moved T into the container's cgroup: T goes on
+T     ``tenant-pid``     E exists (``pid``: its pid in R's pid namespace)
+R     ``go``             R has reaped T and recorded the pid; E may set up
+T/E   ``error``          setup failed (``message``); the sender exits
+====  =================  =======================================================
 
 E's end of the socket is close-on-exec: when R reads end-of-file without an
 ``error``, the program was exec'd (or E died, which ``waitpid`` tells).
@@ -109,8 +110,8 @@ class TenantLaunch:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         preload_for_children(self.req)
         log.debug(
-            "fork the tenant process: it joins the cgroup and init's namespaces, "
-            "then forks the exec process (a pid namespace takes children only)"
+            "fork the tenant process: it joins init's namespaces, then forks the "
+            "exec process (a pid namespace takes children only)"
         )
         pid = os.fork()
         if pid == 0:
@@ -120,6 +121,7 @@ class TenantLaunch:
         child.close()
         close_handed_over(self.req)
         try:
+            self.join_cgroup(parent)
             self.converse(parent)
         except BaseException:
             self.abort()
@@ -127,6 +129,27 @@ class TenantLaunch:
         finally:
             parent.close()
         return self.pid
+
+    def join_cgroup(self, chan: Channel) -> None:
+        """Move the tenant into the container's cgroup (or ``--cgroup``'s).
+
+        The runtime does it, with the host's view of cgroupfs, while the
+        tenant gets ready: the first write to a v1 ``cgroup.procs`` waits
+        for an RCU grace period. ``execCPUAffinity.initial`` is the tenant's
+        affinity before it joins (a cpuset resets it), set from here too. In
+        a frozen cgroup the tenant stops where it is until ``resume``.
+        """
+        process_attrs.apply_initial_cpu_affinity(self.req.process, self.tenant_pid)
+        paths = self.req.cgroup_paths
+        if paths:
+            from pyruntime.cgroups.files import add_to_cgroup
+
+            directories = ", ".join(sorted(set(paths.values())))
+            log.debug(
+                f"join the tenant process to the container's cgroup ({directories})"
+            )
+            add_to_cgroup(paths, self.tenant_pid)
+        chan.send("cgroup-joined")
 
     def converse(self, chan: Channel) -> None:
         """Answer the children until the program runs (end-of-file)."""
@@ -208,8 +231,7 @@ def run_tenant(req: TenantRequest, chan: Channel) -> None:
             os._exit(1)
         process_attrs.apply_io_priority(req.process)
         init.set_oom_score_adj(req.process)
-        process_attrs.apply_initial_cpu_affinity(req.process)
-        join_cgroup(req.cgroup_paths)
+        chan.expect("cgroup-joined")  # the runtime moved us (Launch.join_cgroup)
         process_attrs.apply_final_cpu_affinity(req.process)
         opened = open_init_namespaces(req.init_pid, req.init_start)
         join_namespaces(opened)
@@ -231,23 +253,6 @@ def close_runtime_fds(req: TenantRequest) -> None:
             os.close(fd)
         except OSError:
             pass
-
-
-def join_cgroup(paths: dict) -> None:
-    """Move into the container's cgroup (or the ``--cgroup`` sub-cgroup).
-
-    Done before any namespace, with the host's view of cgroupfs: the exec
-    process is born there. In a frozen cgroup the tenant stops here until
-    ``resume``. Joining a cpuset resets the CPU affinity: the initial
-    ``execCPUAffinity`` comes before, the final one after (as the spec says).
-    """
-    if not paths:
-        return
-    from pyruntime.cgroups import load_manager
-
-    directories = ", ".join(sorted(set(paths.values())))
-    log.debug(f"join the container's cgroup ({directories})")
-    load_manager(paths).add_process(os.getpid())
 
 
 def open_init_namespaces(pid: int, start: int | None) -> list[tuple[str, int]]:

@@ -265,11 +265,12 @@ def allowed_nodes() -> str:
 # --- CPU affinity ------------------------------------------------------------------
 
 
-def apply_initial_cpu_affinity(process) -> None:
-    """``execCPUAffinity.initial``: once the process is in the container's cgroup."""
+def apply_initial_cpu_affinity(process, pid: int = 0) -> None:
+    """``execCPUAffinity.initial``: the CPUs of ``pid`` (0: ourselves) before
+    it joins the container's cgroup (joining a cpuset resets the affinity)."""
     affinity = process.exec_cpu_affinity
     if affinity is not None and affinity.initial:
-        set_cpu_affinity(affinity.initial, "execCPUAffinity.initial")
+        set_cpu_affinity(affinity.initial, "execCPUAffinity.initial", pid)
 
 
 def apply_final_cpu_affinity(process) -> None:
@@ -279,10 +280,10 @@ def apply_final_cpu_affinity(process) -> None:
         set_cpu_affinity(affinity.final, "execCPUAffinity.final")
 
 
-def set_cpu_affinity(cpus: str, what: str) -> None:
-    """sched_setaffinity(2) of the calling process to the list ``cpus``."""
+def set_cpu_affinity(cpus: str, what: str, pid: int = 0) -> None:
+    """sched_setaffinity(2) of ``pid`` (0: the calling process) to ``cpus``."""
     try:
-        sc.sched_setaffinity(rules.parse_id_list(cpus))
+        sc.sched_setaffinity(rules.parse_id_list(cpus), pid)
     except OSError as err:
         hint = ""
         if err.errno == errno.EINVAL:
