@@ -620,10 +620,16 @@ def run(
 
 
 def make_console_relay(opts: CreateOptions):
-    """A socketpair: init's end goes in ``opts``, ours is returned."""
-    import socket
+    """A socketpair: init's end goes in ``opts``, ours is returned.
 
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    Made before the config is read, so for every foreground ``run``: from
+    ``_socket``, the C module, as :mod:`socket` would cost more than the
+    rest of ``run``'s set-up here (it is loaded only when a terminal is
+    relayed).
+    """
+    import _socket
+
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     opts.console_relay = theirs
     return ours
 

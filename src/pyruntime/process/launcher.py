@@ -66,6 +66,17 @@ class InitRequest:
         )
 
 
+def preload_for_children(req: InitRequest) -> None:
+    """Import now what init needs once it can no longer import.
+
+    After ``pivot_root`` init sees only the container's files. :mod:`socket`
+    (with :mod:`selectors` and :mod:`enum`) serves the terminal alone: init
+    sends the pty master with it.
+    """
+    if req.console_sock is not None:
+        import socket  # noqa: F401 (console.send_master, after pivot_root)
+
+
 def describe_maps(mappings) -> str:
     """``0->200000 (1), 10001->200001 (1)`` for a list of id mappings."""
     return (
@@ -92,6 +103,7 @@ class Launch:
             "fork the intermediate process: it joins the namespaces, then forks "
             "init (a new pid namespace takes children only)"
         )
+        preload_for_children(self.req)
         pid = os.fork()
         if pid == 0:
             parent.close()
