@@ -9,15 +9,12 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import warnings
 
 import pytest
 
 from pyruntime.cli import fast, fast_inspect
-from pyruntime.cli.flags import normalize_argv
-from pyruntime.cli.main import cli, register_commands
-
-register_commands()
+from pyruntime.cli.main import cli
+from tests.unit.test_cli_fast import click_params
 
 #: What click also reads for ``check``, which the fast path leaves to click.
 CHECK_CLICK_ONLY = {"smoke": False, "timeout": 10.0}
@@ -25,17 +22,9 @@ CHECK_CLICK_ONLY = {"smoke": False, "timeout": 10.0}
 
 def click_reading(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
     """What click makes of ``argv``: global params, command, its params, args."""
-    args = normalize_argv(argv, cli)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx = cli.make_context("pyruntime", args)
-        rest = [*ctx.protected_args, *ctx.args]
-    name = rest[0]
-    command = cli.get_command(ctx, name)
-    sub = command.make_context(name, rest[1:], parent=ctx)
-    params = dict(sub.params)
+    globals_, name, params = click_params(argv)
     bundle = params.pop("bundle")
-    return ctx.params, name, params, [] if bundle is None else [bundle]
+    return globals_, name, params, [] if bundle is None else [bundle]
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ register_commands()
 CLICK_NAMES = {"all": "all_processes"}
 
 
-def click_reading(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
-    """What click makes of ``argv``: global params, command, its params, args."""
+def click_params(argv: list[str]) -> tuple[dict, str, dict]:
+    """What click makes of ``argv``: global params, command, its params."""
     args = normalize_argv(argv, cli)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -33,9 +33,14 @@ def click_reading(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
     name = rest[0]
     command = cli.get_command(ctx, name)
     sub = command.make_context(name, rest[1:], parent=ctx)
-    params = dict(sub.params)
+    return ctx.params, name, dict(sub.params)
+
+
+def click_reading(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
+    """:func:`click_params` with the positional arguments apart."""
+    globals_, name, params = click_params(argv)
     positional = list(params.pop("args", ()))
-    return ctx.params, name, params, positional
+    return globals_, name, params, positional
 
 
 @pytest.mark.parametrize(

@@ -215,14 +215,19 @@ class Launch:
 
     def abort(self) -> None:
         """Kill and reap whatever children exist after a failure."""
-        for pid in (self.intermediate_pid, self.init_pid):
-            if not pid:
-                continue
-            try:
-                os.kill(pid, signals.SIGKILL)
-            except ProcessLookupError:
-                continue
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        kill_and_reap((self.intermediate_pid, self.init_pid))
+
+
+def kill_and_reap(pids) -> None:
+    """SIGKILL and reap each of our children in ``pids`` (0: none there)."""
+    for pid in pids:
+        if not pid:
+            continue
+        try:
+            os.kill(pid, signals.SIGKILL)
+        except ProcessLookupError:
+            continue
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass

@@ -48,6 +48,7 @@ from pyruntime.linux import signals
 from pyruntime.linux import syscalls as sc
 from pyruntime.linux.procfs import read_start_time
 from pyruntime.process import init
+from pyruntime.process.launcher import kill_and_reap
 from pyruntime.process.protocol import Channel
 from pyruntime.records import dataclass, field
 from pyruntime.security import capabilities as caps
@@ -188,14 +189,7 @@ class TenantLaunch:
 
     def abort(self) -> None:
         """Kill and reap the children after a failure."""
-        for pid in (self.tenant_pid, self.pid):
-            if not pid:
-                continue
-            try:
-                os.kill(pid, signals.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                continue
+        kill_and_reap((self.tenant_pid, self.pid))
 
 
 def preload_for_children(req: TenantRequest) -> None:
