@@ -437,21 +437,6 @@ COMMANDS = {
 _SIGNAL_MAX = 64
 
 
-def signal_numbers() -> dict[str, int]:
-    """Signal names without ``SIG`` -> numbers, from the interpreter's table.
-
-    ``_signal`` is already loaded at start-up; :mod:`signal` would import
-    :mod:`enum` on top.
-    """
-    import _signal
-
-    return {
-        name[3:]: getattr(_signal, name)
-        for name in dir(_signal)
-        if name.startswith("SIG") and "_" not in name and not name.startswith("SIGRT")
-    }
-
-
 def parse_signal(text: str) -> int:
     """A signal number, or a name with or without ``SIG`` in any case."""
     if text.isdigit():
@@ -459,8 +444,10 @@ def parse_signal(text: str) -> int:
         if number > _SIGNAL_MAX:
             raise UsageError(f'unknown signal "{text}"')
         return number
+    from pyruntime.linux.signals import numbers_by_name
+
     name = text.upper().removeprefix("SIG")
-    numbers = signal_numbers()
+    numbers = numbers_by_name()
     if name not in numbers:
         raise UsageError(f'unknown signal "{text}"')
     return numbers[name]

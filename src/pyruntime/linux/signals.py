@@ -45,27 +45,36 @@ __all__ = [
     "SIG_DFL",
     "describe",
     "name_of",
+    "numbers_by_name",
     "signal",
     "valid_signals",
 ]
 
 
+def numbers_by_name() -> dict[str, int]:
+    """Signal names without ``SIG`` (``KILL``) -> numbers; no real-time ones."""
+    import _signal
+
+    return {
+        name[3:]: getattr(_signal, name)
+        for name in dir(_signal)
+        if name.startswith("SIG") and "_" not in name and not name.startswith("SIGRT")
+    }
+
+
 def name_of(number: int) -> str:
     """``SIGKILL`` for 9, as ``signal.Signals(number).name`` says it.
 
-    A number without a name of its own (a real-time signal above SIGRTMIN)
-    is given as ``SIGRTMIN+n``; one Linux does not have, as the number.
+    Of two names for one number (``SIGABRT`` and ``SIGIOT``) the first in
+    alphabetical order is the enum's. A number without a name of its own (a
+    real-time signal above SIGRTMIN) is given as ``SIGRTMIN+n``; one Linux
+    does not have, as the number.
     """
     import _signal
 
-    for name in dir(_signal):
-        if (
-            name.startswith("SIG")
-            and not name.startswith("SIG_")
-            and name not in ("SIGRTMIN", "SIGRTMAX")
-            and getattr(_signal, name) == number
-        ):
-            return name
+    for name, value in sorted(numbers_by_name().items()):
+        if value == number:
+            return "SIG" + name
     if number == SIGRTMIN:
         return "SIGRTMIN"
     if number == _signal.SIGRTMAX:
