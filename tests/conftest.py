@@ -298,6 +298,25 @@ def mounts_mentioning(text: str) -> list[str]:
         return [line for line in handle if text in line]
 
 
+#: A program that says it is up, then exits 9 on SIGTERM.
+TRAPS_TERM = "trap 'exit 9' TERM; echo up; while true; do sleep 0.05; done"
+
+
+def assert_forwards_sigterm(argv: list[str]) -> None:
+    """SIGTERM to the runtime running :data:`TRAPS_TERM` reaches the program."""
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline() == "up\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 9
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def assert_nothing_left(runtime: Runtime, container_id: str, *marks: str) -> None:
     """No state directory, cgroup, host mount or live process of a container.
 

@@ -27,7 +27,13 @@ from pathlib import Path
 import pytest
 
 from pyruntime.security import lsm
-from tests.conftest import assert_nothing_left, reap, runtime_command
+from tests.conftest import (
+    TRAPS_TERM,
+    assert_forwards_sigterm,
+    assert_nothing_left,
+    reap,
+    runtime_command,
+)
 from tests.integration.test_namespaces import (  # noqa: F401 (fixtures)
     ID_MAP,
     holders,
@@ -176,21 +182,7 @@ def test_killed_by_a_signal_exits_128_plus_it(runtime, running, sig):
 
 def test_signals_to_the_runtime_reach_the_process(runtime, running):
     cid, _ = running
-    script = "trap 'exit 9' TERM; echo up; while true; do sleep 0.05; done"
-    proc = subprocess.Popen(
-        runtime.argv("exec", cid, "sh", "-c", script),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout.readline() == "up\n"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 9
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    assert_forwards_sigterm(runtime.argv("exec", cid, "sh", "-c", TRAPS_TERM))
 
 
 def test_flags_stop_at_the_first_positional(runtime, running):

@@ -91,6 +91,7 @@ def test_delete_of_a_running_container_needs_force(runtime, bundle, tmp_path):
     runtime.ok("delete", "--force", cid)
     assert reap(int(pid_file.read_text())) == 128 + 9
     assert cgroup_dirs(cid) == []
+    assert not (runtime.root / cid).exists()
 
 
 def test_fallbacks_still_work(runtime, bundle):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import time
 
 import pytest
 
-from tests.conftest import reap
+from tests.conftest import TRAPS_TERM, assert_forwards_sigterm, reap
 
 pytestmark = pytest.mark.root
 
@@ -156,22 +154,6 @@ def test_delete_created_kills_init(runtime, bundle, tmp_path):
     assert not (runtime.root / cid).exists()
 
 
-def test_delete_running_needs_force(runtime, bundle, tmp_path):
-    bundle.edit(lambda c: c["process"].update(args=["sleep", "60"]))
-    cid = runtime.new_id()
-    pid_file = tmp_path / "p"
-    assert runtime.create(bundle, cid, "--pid-file", str(pid_file)).returncode == 0
-    runtime.ok("start", cid)
-    refused = runtime("delete", cid)
-    assert refused.returncode == 1
-    assert f"cannot delete container {cid} that is not stopped: running" in (
-        refused.stderr
-    )
-    runtime.ok("delete", "--force", cid)
-    assert reap(read_pid_file(pid_file)) == 137
-    assert not (runtime.root / cid).exists()
-
-
 def test_run_foreground_returns_exit_status(runtime, bundle):
     bundle.edit(lambda c: c["process"].update(args=["sh", "-c", "echo hi; exit 5"]))
     cid = runtime.new_id()
@@ -182,23 +164,9 @@ def test_run_foreground_returns_exit_status(runtime, bundle):
 
 
 def test_run_foreground_forwards_signals(runtime, bundle):
-    script = "trap 'exit 9' TERM; echo up; while true; do sleep 0.05; done"
-    bundle.edit(lambda c: c["process"].update(args=["sh", "-c", script]))
+    bundle.edit(lambda c: c["process"].update(args=["sh", "-c", TRAPS_TERM]))
     cid = runtime.new_id()
-    proc = subprocess.Popen(
-        runtime.argv("run", "--bundle", str(bundle.path), cid),
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout.readline() == "up\n"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 9
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    assert_forwards_sigterm(runtime.argv("run", "--bundle", str(bundle.path), cid))
 
 
 def test_run_detached(runtime, bundle, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from pyruntime.cli import fast, fast_inspect
 from pyruntime.cli.main import cli
-from tests.unit.test_cli_fast import click_params
+from tests.unit.test_cli_fast import assert_reads_like_click, click_params
 
 #: What click also reads for ``check``, which the fast path leaves to click.
 CHECK_CLICK_ONLY = {"smoke": False, "timeout": 10.0}
@@ -52,16 +52,7 @@ def click_reading(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
     ],
 )
 def test_fast_path_reads_like_click(argv):
-    parsed = fast.parse(argv)
-    assert parsed is not None, "the fast path should take this command line"
-    values, name, options, args = parsed
-    click_globals, click_name, click_params, click_args = click_reading(argv)
-    assert values == click_globals
-    assert name == click_name
-    assert args == click_args
-    if name == "check":
-        options = {**options, **CHECK_CLICK_ONLY}
-    assert options == click_params
+    assert_reads_like_click(argv, click_reading, click_only={"check": CHECK_CLICK_ONLY})
 
 
 @pytest.mark.parametrize(

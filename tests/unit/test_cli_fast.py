@@ -78,14 +78,25 @@ def click_reading(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
     ],
 )
 def test_fast_path_reads_like_click(argv):
+    assert_reads_like_click(argv, click_reading, CLICK_NAMES)
+
+
+def assert_reads_like_click(argv, reading, renamed=None, click_only=None) -> None:
+    """The fast path takes ``argv`` and reads it as ``reading`` says click does.
+
+    ``renamed`` maps fast option names to click's where they differ;
+    ``click_only`` gives, per command, the options only click reads, with
+    their defaults.
+    """
     parsed = fast.parse(argv)
     assert parsed is not None, "the fast path should take this command line"
     values, name, options, args = parsed
-    click_globals, click_name, click_params, click_args = click_reading(argv)
+    click_globals, click_name, click_params, click_args = reading(argv)
     assert values == click_globals
     assert name == click_name
     assert args == click_args
-    assert {CLICK_NAMES.get(k, k): v for k, v in options.items()} == click_params
+    options = {(renamed or {}).get(k, k): v for k, v in options.items()}
+    assert {**options, **(click_only or {}).get(name, {})} == click_params
 
 
 @pytest.mark.parametrize(
