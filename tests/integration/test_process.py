@@ -419,6 +419,17 @@ def console(tmp_path):
         receiver.close()
 
 
+def create_with_console(runtime, bundle, tmp_path, console):
+    """``create`` with ``--console-socket`` and a pid file; it must succeed."""
+    cid = runtime.new_id()
+    pid_file = tmp_path / "pid"
+    result = runtime.create(
+        bundle, cid, "--console-socket", console.path, "--pid-file", str(pid_file)
+    )
+    assert result.returncode == 0, result.stderr
+    return cid, pid_file, result
+
+
 def test_terminal_master_sent_to_console_socket(runtime, bundle, tmp_path, console):
     script = (
         "tty; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-ttys; "
@@ -430,12 +441,7 @@ def test_terminal_master_sent_to_console_socket(runtime, bundle, tmp_path, conso
         consoleSize={"height": 33, "width": 101},
         args=["sh", "-c", script],
     )
-    cid = runtime.new_id()
-    pid_file = tmp_path / "pid"
-    result = runtime.create(
-        bundle, cid, "--console-socket", console.path, "--pid-file", str(pid_file)
-    )
-    assert result.returncode == 0, result.stderr
+    cid, pid_file, result = create_with_console(runtime, bundle, tmp_path, console)
     assert result.stderr == ""
     data, fds = console.receive()
     assert data == b"/dev/ptmx"
@@ -467,12 +473,7 @@ def test_terminal_belongs_to_a_non_root_user(runtime, bundle, tmp_path, console)
         user={"uid": 1000, "gid": 1000},
         args=["sh", "-c", script],
     )
-    cid = runtime.new_id()
-    pid_file = tmp_path / "pid"
-    result = runtime.create(
-        bundle, cid, "--console-socket", console.path, "--pid-file", str(pid_file)
-    )
-    assert result.returncode == 0, result.stderr
+    cid, pid_file, _ = create_with_console(runtime, bundle, tmp_path, console)
     _, fds = console.receive()
     try:
         runtime.ok("start", cid)
