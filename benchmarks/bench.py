@@ -17,6 +17,10 @@ stderr to files, a minimal environment (``PATH`` only, so for instance a
 What is measured (see ``docs/performance.md`` for a recorded run):
 
 - ``run`` of /bin/true in the foreground (create, start, wait, delete in one);
+- the same with a default-deny seccomp profile the size engines use (every
+  system call libseccomp knows for this machine allowed by name, a few
+  denied); pyruntime keeps its compiled programs in a cache of the run's own,
+  so the warm-up round compiles and the measured rounds read the program;
 - the create -> start -> wait -> delete cycle, and each of its steps;
 - ``state`` of a created container; ``list`` of 1 and of 1000 containers
   (the 1000 are copies of one stopped container's state directory, renamed:
@@ -81,7 +85,23 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 #: What --only can name.
-BENCHMARKS = ("run", "cycle", "state", "list", "exec", "kill", "parallel", "check")
+BENCHMARKS = (
+    "run",
+    "seccomp",
+    "cycle",
+    "state",
+    "list",
+    "exec",
+    "kill",
+    "parallel",
+    "check",
+)
+#: The row of ``run`` with a seccomp profile, and the calls it denies.
+SECCOMP_ROW = "run /bin/true, default-deny seccomp profile"
+DENIED_SYSCALLS = frozenset(
+    {"kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "init_module"}
+    | {"finit_module", "delete_module", "acct", "settimeofday", "clock_settime"}
+)
 FLOOR = "python -c pass"
 #: Rows compared with the floor, and the targets of issue 6.
 FLOOR_ROWS = ("state", "kill", "start", "delete")
@@ -171,6 +191,20 @@ def _execute(argv: list[str], timeout: float) -> Result:
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
         )
+
+
+def allowed_syscalls() -> list[str]:
+    """Every system call libseccomp knows for this machine, but DENIED_SYSCALLS."""
+    import pyseccomp
+
+    names = set()
+    for number in range(1024):
+        try:
+            name = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, number)
+        except ValueError:
+            continue
+        names.add(name.decode())
+    return sorted(names - DENIED_SYSCALLS)
 
 
 def checked(argv: list[str], what: str) -> Result:
@@ -322,6 +356,7 @@ class Bench:
             rt.workdir.mkdir(parents=True)
         self.rootfs = workdir / "rootfs"
         self.true_bundle = workdir / "bundle-true"
+        self.seccomp_bundle = workdir / "bundle-seccomp"
         self.sleep_bundle = workdir / "bundle-sleep"
         self.fixtures: dict[tuple[str, str], object] = {}
         self.exec_failed: dict[str, str] = {}
@@ -351,6 +386,21 @@ class Bench:
             config["root"] = {"path": str(self.rootfs), "readonly": True}
             config["hostname"] = "bench"
             path.write_text(json.dumps(config, indent=2))
+        if "seccomp" in self.opts.only:
+            self.make_seccomp_bundle()
+
+    def make_seccomp_bundle(self) -> None:
+        """The /bin/true bundle with an allow-list seccomp profile."""
+        shutil.copytree(self.true_bundle, self.seccomp_bundle)
+        path = self.seccomp_bundle / "config.json"
+        config = json.loads(path.read_text())
+        config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": allowed_syscalls(), "action": "SCMP_ACT_ALLOW"}],
+        }
+        path.write_text(json.dumps(config, indent=2))
 
     # ----------------------------------------------------------- one round
 
@@ -373,6 +423,16 @@ class Bench:
         )
         self.rec.add("run /bin/true", rt.name, result.seconds)
         self.rec.memory("run", rt.name, result)
+
+    def bench_seccomp(self, rt: Runtime) -> None:
+        root = self.fixture_root(rt, "main")
+        cid = rt.new_id("run")
+        result = checked(
+            rt.argv(root, "run", "--bundle", str(self.seccomp_bundle), cid),
+            f"{rt.name} run (seccomp)",
+        )
+        self.rec.add(SECCOMP_ROW, rt.name, result.seconds)
+        self.rec.memory("run (seccomp)", rt.name, result)
 
     def bench_cycle(self, rt: Runtime) -> None:
         root = self.fixture_root(rt, "main")
@@ -579,6 +639,7 @@ class Bench:
         self.make_bundles()
         steps = [
             ("run", "run", self.bench_run),
+            ("seccomp", "run with seccomp", self.bench_seccomp),
             ("cycle", "cycle", self.bench_cycle),
             ("state", "state", self.bench_state),
             ("list", "list, 1 container", self.bench_list_one),
@@ -899,6 +960,8 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="pyruntime-bench-"))
+    # Compiled seccomp programs of this run stay in it (and go with it).
+    ENV["PYRUNTIME_CACHE_DIR"] = str(workdir / "cache")
     bench = Bench(opts, workdir)
     failure = None
     signal.signal(signal.SIGTERM, interrupted)

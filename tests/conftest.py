@@ -263,6 +263,24 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def seccomp_cache_dir(tmp_path_factory):
+    """Compiled seccomp programs go to a directory of the test session.
+
+    pyruntime keeps them in /var/cache/pyruntime otherwise; the tests leave
+    the host's cache alone. A test that wants a cache of its own sets
+    PYRUNTIME_CACHE_DIR in the environment of its commands.
+    """
+    path = tmp_path_factory.mktemp("cache")
+    saved = os.environ.get("PYRUNTIME_CACHE_DIR")
+    os.environ["PYRUNTIME_CACHE_DIR"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("PYRUNTIME_CACHE_DIR", None)
+    else:
+        os.environ["PYRUNTIME_CACHE_DIR"] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
 def subreaper():
     """Make the test process a child subreaper, like the engines' shims."""
     libc = ctypes.CDLL(None, use_errno=True)

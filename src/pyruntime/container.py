@@ -85,7 +85,7 @@ def plan_security(spec):
     fails ``create`` before a single process exists.
     """
     from pyruntime.security import capabilities as caps
-    from pyruntime.security import process_attrs, seccomp
+    from pyruntime.security import process_attrs, seccomp, seccomp_cache
 
     # LSM labels without their LSM, rlimits above what may be raised.
     process_attrs.check_host_support(spec)
@@ -94,12 +94,14 @@ def plan_security(spec):
     if cap_plan is not None:
         caps.load_backend()
     filter_plan = seccomp.plan_seccomp(spec.linux.seccomp if spec.linux else None)
-    program = seccomp.compile_seccomp(filter_plan) if filter_plan else None
-    if program is not None:
-        log.debug(
-            f"compile the seccomp filter now, in the runtime: {len(filter_plan.rules)}"
-            " rules; init will only load it"
-        )
+    if filter_plan is None:
+        return cap_plan, None, None
+    log.debug(
+        f"compile the seccomp filter now, in the runtime: {len(filter_plan.rules)}"
+        " rules (or read the program compiled for them before from the cache);"
+        " init will only load it"
+    )
+    program = seccomp_cache.compile_with_cache(filter_plan)
     return cap_plan, filter_plan, program
 
 

@@ -354,7 +354,7 @@ def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
     """Plan security and build the tenant's request (nothing forked yet)."""
     from pyruntime.process.tenant import TenantRequest
     from pyruntime.security import capabilities as caps
-    from pyruntime.security import lsm, process_attrs, seccomp
+    from pyruntime.security import lsm, process_attrs, seccomp, seccomp_cache
 
     # LSM labels without their LSM, rlimits above what may be raised.
     lsm.check_process_labels(process)
@@ -364,7 +364,7 @@ def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
     if cap_plan is not None:
         caps.load_backend()
     filter_plan = seccomp.plan_seccomp(spec.linux.seccomp if spec.linux else None)
-    program = seccomp.compile_seccomp(filter_plan) if filter_plan else None
+    program = seccomp_cache.compile_with_cache(filter_plan) if filter_plan else None
     return TenantRequest(
         container_id=state.id,
         init_pid=state.pid,

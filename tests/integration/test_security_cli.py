@@ -363,3 +363,106 @@ def test_seccomp_listener_that_is_not_there_fails_create(runtime, bundle, tmp_pa
     cid = runtime.new_id()
     result = runtime.create(bundle, cid)
     assert_refused(runtime, result, cid, "seccomp agent", "nobody.sock")
+
+
+# --- the cache of compiled seccomp programs -------------------------------------
+
+
+def cached_run(runtime, bundle, cache, script: str):
+    """``run`` with the debug log on and its own seccomp cache directory."""
+    bundle.edit(lambda config: config["process"].update(args=["sh", "-c", script]))
+    env = {**os.environ, "PYRUNTIME_CACHE_DIR": str(cache)}
+    return runtime("--debug", "run", "--bundle", str(bundle.path), runtime.new_id(),
+                   env=env)  # fmt: skip
+
+
+def test_seccomp_program_is_compiled_once_then_read_from_the_cache(
+    runtime, bundle, tmp_path
+):
+    cache = tmp_path / "cache"
+    bundle.edit(
+        seccomp_config(
+            syscalls=[{"names": MKDIRS, "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+        )
+    )
+    runs = [cached_run(runtime, bundle, cache, "mkdir /tmp/x; echo rc=$?")
+            for _ in range(2)]  # fmt: skip
+    for result in runs:
+        assert result.returncode == 0, result.stderr
+        assert "rc=1" in result.stdout  # the filter works both times
+        assert "Permission denied" in result.stderr
+    assert "compiled and kept in the cache" in runs[0].stderr
+    assert "read from the cache" not in runs[0].stderr
+    assert "read from the cache" in runs[1].stderr
+    files = list((cache / "seccomp").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".bpf"
+    assert oct(files[0].stat().st_mode & 0o777) == "0o600"
+
+
+def test_seccomp_cache_entry_is_per_filter(runtime, bundle, tmp_path):
+    cache = tmp_path / "cache"
+    for names in (["mkdir", "mkdirat"], ["rmdir"]):
+        bundle.edit(
+            seccomp_config(syscalls=[{"names": names, "action": "SCMP_ACT_ERRNO"}])
+        )
+        result = cached_run(runtime, bundle, cache, "mkdir /tmp/x; echo rc=$?")
+        assert result.returncode == 0, result.stderr
+    # Two filters, two programs: the second run did not reuse the first's.
+    assert "rc=0" in result.stdout
+    assert len(list((cache / "seccomp").iterdir())) == 2
+
+
+def test_seccomp_cache_others_can_write_is_not_used(runtime, bundle, tmp_path):
+    cache = tmp_path / "cache"
+    bundle.edit(
+        seccomp_config(syscalls=[{"names": MKDIRS, "action": "SCMP_ACT_ERRNO"}])
+    )
+    assert cached_run(runtime, bundle, cache, "true").returncode == 0
+    (cache / "seccomp").chmod(0o777)
+    # A program anybody could have replaced: compiled again, not read.
+    (program,) = (cache / "seccomp").iterdir()
+    program.write_bytes(program.read_bytes()[:40])
+    result = cached_run(runtime, bundle, cache, "mkdir /tmp/x; echo rc=$?")
+    assert result.returncode == 0, result.stderr
+    assert "rc=1" in result.stdout
+    assert "not ours alone" in result.stderr
+    assert "read from the cache" not in result.stderr
+
+
+def test_seccomp_damaged_cache_file_is_compiled_again(runtime, bundle, tmp_path):
+    cache = tmp_path / "cache"
+    bundle.edit(
+        seccomp_config(syscalls=[{"names": MKDIRS, "action": "SCMP_ACT_ERRNO"}])
+    )
+    assert cached_run(runtime, bundle, cache, "true").returncode == 0
+    (program,) = (cache / "seccomp").iterdir()
+    program.write_bytes(program.read_bytes()[:-3])  # not whole instructions
+    result = cached_run(runtime, bundle, cache, "mkdir /tmp/x; echo rc=$?")
+    assert result.returncode == 0, result.stderr
+    assert "rc=1" in result.stdout
+    assert "read from the cache" not in result.stderr
+    assert "compiled and kept in the cache" in result.stderr
+
+
+def test_seccomp_cache_keeps_the_unknown_syscall_warning(runtime, bundle, tmp_path):
+    cache = tmp_path / "cache"
+    bundle.edit(
+        seccomp_config(
+            syscalls=[{"names": ["mkdir", "no_such_call"], "action": "SCMP_ACT_ERRNO"}]
+        )
+    )
+    for _ in range(2):
+        result = cached_run(runtime, bundle, cache, "true")
+        assert result.returncode == 0, result.stderr
+        assert "left out of the filter: no_such_call" in result.stderr
+
+
+def test_seccomp_cache_off_when_the_variable_is_empty(runtime, bundle, tmp_path):
+    bundle.edit(
+        seccomp_config(syscalls=[{"names": MKDIRS, "action": "SCMP_ACT_ERRNO"}])
+    )
+    result = cached_run(runtime, bundle, "", "mkdir /tmp/x; echo rc=$?")
+    assert result.returncode == 0, result.stderr
+    assert "rc=1" in result.stdout
+    assert "kept in the cache" not in result.stderr
+    assert "read from the cache" not in result.stderr

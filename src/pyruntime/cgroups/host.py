@@ -180,7 +180,7 @@ def list_controllers() -> list[str]:
     unified = hierarchies.get(UNIFIED)
     if unified is not None:
         try:
-            with open(f"{unified}/cgroup.controllers", encoding="ascii") as f:
+            with open(f"{unified}/cgroup.controllers", encoding="utf-8") as f:
                 names.update(f.read().split())
         except OSError:
             pass

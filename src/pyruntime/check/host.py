@@ -73,7 +73,7 @@ def own_effective_capabilities() -> frozenset[int]:
     """The effective capability set of this process (the runtime's peer)."""
     from pyruntime.security.capabilities import mask_to_set
 
-    with open("/proc/self/status", encoding="ascii") as handle:
+    with open("/proc/self/status", encoding="utf-8") as handle:
         for line in handle:
             if line.startswith("CapEff:"):
                 return mask_to_set(int(line.split()[1], 16))
@@ -132,7 +132,7 @@ def check_oom_score_adj(ctx: Context) -> None:
     if value is None or CAP_SYS_RESOURCE in own_effective_capabilities():
         return
     try:
-        with open("/proc/self/oom_score_adj", encoding="ascii") as handle:
+        with open("/proc/self/oom_score_adj", encoding="utf-8") as handle:
             current = int(handle.read())
     except (OSError, ValueError):
         return
@@ -220,14 +220,14 @@ def check_seccomp(ctx: Context) -> None:
 
 def kernel_has_seccomp() -> bool:
     """Whether /proc/self/status has a Seccomp line."""
-    with open("/proc/self/status", encoding="ascii") as handle:
+    with open("/proc/self/status", encoding="utf-8") as handle:
         return any(line.startswith("Seccomp:") for line in handle)
 
 
 def check_seccomp_actions(ctx: Context, seccomp) -> None:
     """Every action used must be one this kernel offers."""
     try:
-        with open("/proc/sys/kernel/seccomp/actions_avail", encoding="ascii") as f:
+        with open("/proc/sys/kernel/seccomp/actions_avail", encoding="utf-8") as f:
             available = set(f.read().split())
     except OSError:
         return
@@ -340,7 +340,7 @@ def check_namespace_kinds(ctx: Context) -> None:
 def user_namespaces_disabled() -> bool:
     """Whether the host allows no user namespace at all."""
     try:
-        with open("/proc/sys/user/max_user_namespaces", encoding="ascii") as f:
+        with open("/proc/sys/user/max_user_namespaces", encoding="utf-8") as f:
             return int(f.read()) == 0
     except (OSError, ValueError):
         return False
@@ -349,7 +349,7 @@ def user_namespaces_disabled() -> bool:
 def kernel_filesystems() -> set[str]:
     """The filesystem types this kernel can mount."""
     try:
-        with open("/proc/filesystems", encoding="ascii") as handle:
+        with open("/proc/filesystems", encoding="utf-8") as handle:
             return {line.split()[-1] for line in handle if line.strip()}
     except OSError:
         return set()

@@ -309,6 +309,9 @@ def events(ctx, interval, stats_only, args):
         if stats_only:
             write_event(control.stats(ctx.obj.root, args[0]))
         else:
+            from pyruntime.cli.main import resume_garbage_collector
+
+            resume_garbage_collector()  # it runs until stopped
             control.events(ctx.obj.root, args[0], seconds, write_event)
     except BrokenPipeError:
         # The reader went away: stop quietly, as a pipeline stage should.

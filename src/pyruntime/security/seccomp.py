@@ -355,17 +355,22 @@ def compile_seccomp(plan: SeccompPlan) -> SeccompProgram:
             pass
     skipped = add_rules(filt, plan.rules)
     refuse_rules_without_effect(plan.rules, skipped)
-    if skipped:
-        log.warning(
-            "seccomp: syscalls unknown to libseccomp, left out of the filter: "
-            + ", ".join(skipped)
-        )
+    warn_skipped(skipped)
     return SeccompProgram(
         bpf=export_bpf(filt),
         flags=effective_flags(plan),
         notify=plan.uses_notify,
         skipped=skipped,
     )
+
+
+def warn_skipped(skipped: tuple[str, ...]) -> None:
+    """Say which syscall names were left out of the filter, as runc does."""
+    if skipped:
+        log.warning(
+            "seccomp: syscalls unknown to libseccomp, left out of the filter: "
+            + ", ".join(skipped)
+        )
 
 
 def refuse_rules_without_effect(rules: tuple[Rule, ...], skipped) -> None:
