@@ -159,8 +159,12 @@ class Launch:
                 self.map_ids()
                 chan.send("ids-mapped")
             elif kind == "init-pid":
-                self.adopt_init(message["pid"])
+                # init sets itself up while the runtime reaps the intermediate
+                # process and records init's pid: nothing init does before it
+                # asks again is seen outside its namespaces, and if the
+                # runtime dies meanwhile, init reads end-of-file and exits.
                 chan.send("go")
+                self.adopt_init(message["pid"])
             elif kind == "mounts-ready":
                 self.run_runtime_hooks()
                 chan.send("hooks-done")

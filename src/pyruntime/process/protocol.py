@@ -17,7 +17,7 @@ R     ``cgroup-joined``    R moved I into the container's cgroup: I goes on
 I     ``map-ids``          I unshared its user namespace: write its id maps
 R     ``ids-mapped``       done; I goes on with the other namespaces
 I     ``init-pid``         N exists (``pid``: its pid in R's pid namespace)
-R     ``go``               R has recorded the pid; N may start setting up
+R     ``go``               N may start setting up (R records its pid meanwhile)
 N     ``mounts-ready``     N's mounts are done: run prestart/createRuntime
 R     ``hooks-done``       they succeeded; N runs createContainer and pivots
 N     ``ready``            N is set up and waits for ``start`` on exec.fifo

@@ -14,7 +14,7 @@ from  type               meaning
 ====  =================  =======================================================
 R     ``cgroup-joined``  R moved T into the container's cgroup: T goes on
 T     ``tenant-pid``     E exists (``pid``: its pid in R's pid namespace)
-R     ``go``             R has reaped T and recorded the pid; E may set up
+R     ``go``             E may set up (R reaps T meanwhile: E becomes its child)
 T/E   ``error``          setup failed (``message``); the sender exits
 ====  =================  =======================================================
 
@@ -165,8 +165,8 @@ class TenantLaunch:
             if kind == "error":
                 raise SetupError(message["message"])
             if kind == "tenant-pid":
+                chan.send("go")  # the process sets up while the tenant is reaped
                 self.adopt(message["pid"])
-                chan.send("go")
 
     def adopt(self, pid: int) -> None:
         """Reap the tenant; the exec process is now our child."""
