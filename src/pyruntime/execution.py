@@ -394,8 +394,18 @@ def launch(req, opts: ExecOptions) -> int:
     from pyruntime.process.tenant import TenantLaunch
 
     relay = connect_sockets(req, opts)
+    forwarded: dict = {}
+
+    def on_pid(pid: int) -> None:
+        # In the foreground, signals go to the process from the moment it
+        # exists: it may run the program before the protocol is over.
+        if not opts.detach:
+            from pyruntime.container import forward_signals
+
+            forwarded.update(forward_signals(pid))
+
     try:
-        pid = TenantLaunch(req).run()
+        pid = TenantLaunch(req, on_pid).run()
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         log.debug(f"exec process {pid} started")
@@ -403,8 +413,18 @@ def launch(req, opts: ExecOptions) -> int:
             return 0
         return wait_foreground(pid, relay)
     finally:
+        restore_signals(forwarded)
         if relay is not None:
             relay.close()
+
+
+def restore_signals(previous: dict) -> None:
+    """Put back the handlers :func:`~pyruntime.container.forward_signals` saved."""
+    if previous:
+        from pyruntime.linux import signals
+
+        for sig, handler in previous.items():
+            signals.signal(sig, handler)
 
 
 def connect_sockets(req, opts: ExecOptions):
@@ -432,20 +452,14 @@ def connect_sockets(req, opts: ExecOptions):
 
 
 def wait_foreground(pid: int, relay) -> int:
-    """Wait for the program, relaying signals (and the terminal); its status."""
-    from pyruntime.container import forward_signals, wait_init
-    from pyruntime.linux import signals
+    """Wait for the program (signals are relayed), relay the terminal; its status."""
+    from pyruntime.container import wait_init
 
-    handlers = forward_signals(pid)
-    try:
-        if relay is not None:
-            from pyruntime.console import relay_terminal
+    if relay is not None:
+        from pyruntime.console import relay_terminal
 
-            relay_terminal(relay, pid)
-        return wait_init(pid)
-    finally:
-        for sig, handler in handlers.items():
-            signals.signal(sig, handler)
+        relay_terminal(relay, pid)
+    return wait_init(pid)
 
 
 # ---------------------------------------------------------------- terminal

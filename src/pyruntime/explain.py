@@ -212,6 +212,14 @@ def plan_launch(plan: Plan, ctx: Context) -> None:
         "make exec.fifo, fork the intermediate process",
         ["init will hold exec.fifo open and wait on it until `start`"],
     )
+    plan.add(
+        "create",
+        RUNTIME,
+        "join the cgroup, on a second thread: write the intermediate's pid to each"
+        " hierarchy's cgroup.procs, then init's, while the children set up",
+        ["the first move waits for an RCU grace period; nothing before it needs"
+         " the cgroup"],
+    )  # fmt: skip
 
 
 # --- create: the intermediate process -----------------------------------------------
@@ -224,11 +232,6 @@ def plan_intermediate(plan: Plan, ctx: Context) -> None:
         INTERMEDIATE,
         "become non-dumpable (and die with the "
         "runtime); check LSM labels and hard rlimits against the host",
-    )
-    plan.add(
-        "create",
-        INTERMEDIATE,
-        "join the cgroup (write its pid to each hierarchy's cgroup.procs)",
     )
     io = dig(ctx.process, "io_priority")
     if io is not None:
@@ -272,7 +275,11 @@ def plan_namespaces(plan: Plan, ctx: Context) -> None:
             "make a user namespace; the runtime writes its id maps",
             maps,
         )
-    new = [ns.type for ns in ctx.namespaces() if not ns.path and ns.type != "user"]
+    new = [
+        ns.type
+        for ns in ctx.namespaces()
+        if not ns.path and ns.type not in ("user", "cgroup")
+    ]
     if new:
         plan.add("create", INTERMEDIATE, "make new namespaces: " + ", ".join(new))
     if ctx.linux and ctx.linux.time_offsets and ctx.new_namespace("time"):
@@ -298,6 +305,13 @@ def plan_init_filesystem(plan: Plan, ctx: Context) -> None:
     if ctx.new_namespace("network"):
         details.append("bring up lo in the new network namespace")
     plan.add("create", INIT, "start a new session", details)
+    if ctx.new_namespace("cgroup"):
+        plan.add(
+            "create",
+            INIT,
+            "wait until the runtime has moved init into the cgroup, then make the"
+            " cgroup namespace (its root is the container's cgroup)",
+        )
     propagation = dig(ctx.linux, "rootfs_propagation")
     private = propagation in ("private", "rprivate")
     plan.add(
@@ -316,6 +330,13 @@ def plan_init_filesystem(plan: Plan, ctx: Context) -> None:
             mounts,
         )
     plan_devices(plan, ctx)
+    if not ctx.new_namespace("cgroup"):
+        plan.add(
+            "create",
+            INIT,
+            "wait until the runtime has moved init into the cgroup: everything"
+            " from here on runs in it",
+        )
 
 
 def describe_mount(mount, bundle: str) -> str:

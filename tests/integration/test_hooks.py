@@ -204,6 +204,43 @@ def test_every_phase_runs_at_its_step_with_the_state(
     assert not (runtime.root / cid).exists()
 
 
+CGROUP_PEEK = """#!/bin/sh
+# Record the cgroup of init (its pid is in the state on stdin) into $1.
+pid=$(sed 's/.*"pid":\\([0-9]*\\).*/\\1/')
+cat "/proc/$pid/cgroup" > "$1"
+"""
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_runtime_hooks_find_init_in_the_containers_cgroup(
+    runtime, bundle, tmp_path, cgroupns
+):
+    # The runtime moves init into the cgroup while init sets up; the
+    # prestart and createRuntime hooks come after, and must see it there.
+    script = tmp_path / "peek.sh"
+    script.write_text(CGROUP_PEEK)
+    script.chmod(0o755)
+    if cgroupns:
+        bundle.config["linux"]["namespaces"].append({"type": "cgroup"})
+    phases = {
+        phase: [{"path": str(script), "args": ["peek", str(tmp_path / phase)]}]
+        for phase in ("prestart", "createRuntime")
+    }
+    set_hooks(bundle, **phases)
+    cid = runtime.new_id()
+    created = runtime.create(bundle, cid)
+    assert created.returncode == 0, created.stderr
+    try:
+        for phase in phases:
+            lines = (tmp_path / phase).read_text().splitlines()
+            assert lines, phase
+            for line in lines:
+                path = line.split(":", 2)[2]
+                assert path.endswith(f"/{cid}"), (phase, line)
+    finally:
+        runtime.ok("delete", "--force", cid)
+
+
 def test_hooks_of_a_phase_run_in_array_order(runtime, bundle, host):
     set_hooks(bundle, prestart=[host.hook(name) for name in ("p1", "p2", "p3")])
     cid = runtime.new_id()

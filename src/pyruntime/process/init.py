@@ -40,7 +40,12 @@ _FATAL_WHILE_WAITING = (
 
 
 def run_intermediate(req, chan: Channel) -> None:
-    """Wait to be in the cgroup, join the namespaces, fork init, report its pid."""
+    """Join and make the namespaces, fork init, report its pid.
+
+    The runtime moves this process into the container's cgroup meanwhile, on
+    a thread (:meth:`~pyruntime.process.launcher.Launch.start_join`): nothing
+    done here depends on it, and init is moved in before it needs to be.
+    """
     log.set_actor("intermediate")
     try:
         # Nobody in the container may ptrace us or open our /proc files;
@@ -50,7 +55,6 @@ def run_intermediate(req, chan: Channel) -> None:
         if os.getppid() != req.runtime_pid:
             os._exit(1)
         close_caller_fds(3 + req.preserve_fds)
-        chan.expect("cgroup-joined")  # the runtime moved us into the cgroup
         process_attrs.apply_io_priority(req.spec.process)
         set_oom_score_adj(req.spec.process)
         enter_namespaces(req, chan)
@@ -122,7 +126,9 @@ def enter_namespaces(req, chan: Channel) -> None:
         namespaces.create_namespaces(sc.CLONE_NEWUSER)
         chan.send("map-ids")
         chan.expect("ids-mapped")
-    flags = namespaces.new_namespace_flags(nss)
+    # The cgroup namespace is init's to make, once it is in the cgroup (its
+    # root is the cgroup of its maker): see wait_for_cgroup.
+    flags = namespaces.new_namespace_flags(nss) & ~sc.CLONE_NEWCGROUP
     if flags:
         log.debug(f"create namespaces {namespaces.describe_flags(flags)}")
         namespaces.create_namespaces(flags)
@@ -210,6 +216,19 @@ def install_exit_handlers() -> None:
         signals.signal(sig, lambda signum, _frame: os._exit(128 + signum))
 
 
+def wait_for_cgroup(chan: Channel, make_namespace: bool) -> None:
+    """Wait until the runtime has moved init into the container's cgroup.
+
+    Before the cgroup namespace is made (its root is the cgroup init is in)
+    and before the runtime runs the prestart and createRuntime hooks, which
+    may look at init's cgroup; everything after runs inside it.
+    """
+    chan.expect("cgroup-joined")
+    if make_namespace:
+        log.debug("create the cgroup namespace: its root is the container's cgroup")
+        namespaces.create_namespaces(sc.CLONE_NEWCGROUP)
+
+
 def set_up_container(req, chan: Channel) -> None:
     """Every step between namespaces and ``ready``."""
     spec = req.spec
@@ -218,11 +237,16 @@ def set_up_container(req, chan: Channel) -> None:
     # A session of its own, terminal or not (as runc): the caller's terminal
     # then signals only the runtime, which forwards, never the container too.
     os.setsid()
+    cgroupns = namespaces.wants_new(nss, "cgroup")
+    if cgroupns:
+        wait_for_cgroup(chan, make_namespace=True)
     if namespaces.wants_new(nss, "network"):
         log.debug("bring up lo in the new network namespace")
         network.bring_up_loopback()
     if namespaces.wants_new(nss, "mount") or namespaces.has_namespace(nss, "mount"):
         prepare_filesystem(req)
+    if not cgroupns:
+        wait_for_cgroup(chan, make_namespace=False)
     chan.send("mounts-ready")
     chan.expect("hooks-done")
     run_create_container_hooks(req)

@@ -93,6 +93,7 @@ class Launch:
         self.on_init_pid = on_init_pid
         self.intermediate_pid = 0
         self.init_pid = 0
+        self.joining: BackgroundJoin | None = None
 
     def run(self) -> int:
         """Fork, drive the protocol until init is ready; return init's pid."""
@@ -117,7 +118,7 @@ class Launch:
         if self.req.console_sock is not None:
             self.req.console_sock.close()
         try:
-            self.join_cgroup(parent)
+            self.start_join()
             self.converse(parent)
         except BaseException:
             self.abort()
@@ -126,24 +127,47 @@ class Launch:
             parent.close()
         return self.init_pid
 
-    def join_cgroup(self, chan: Channel) -> None:
-        """Put the intermediate process into the container's cgroup.
+    def start_join(self) -> None:
+        """Start moving the intermediate process into the cgroup, on a thread.
 
-        The runtime does it, not the child: the first write to a v1
-        ``cgroup.procs`` waits for an RCU grace period (milliseconds), and
-        meanwhile the child loads the code it runs. Children inherit the
-        cgroup, so init is born in it; a cgroup namespace the child creates
-        afterwards has it as its root.
+        The first write to a ``cgroup.procs`` after a quiet while waits for
+        an RCU grace period (5 to 15 ms here: as long as the rest of
+        ``create`` on the runtime's side). So the move runs on a thread of
+        its own (the write releases the interpreter lock) while the main
+        thread answers the children: the intermediate process makes the
+        namespaces and forks init, init sets its filesystem up. None of that
+        depends on the cgroup; what does waits for :meth:`join_init`.
         """
         cgroup = self.req.cgroup
-        if cgroup is not None:
-            paths = ", ".join(sorted(set(cgroup.paths().values())))
-            log.debug(
-                "join the intermediate process to the container's cgroup "
-                f"({paths}): its children are born in it"
-            )
-            cgroup.add_process(self.intermediate_pid)
-        chan.send("cgroup-joined")
+        if cgroup is None:
+            return
+        paths = ", ".join(sorted(set(cgroup.paths().values())))
+        log.debug(
+            "join the intermediate process to the container's cgroup "
+            f"({paths}), on a second thread: the first move waits for an RCU "
+            "grace period, and the children set up meanwhile"
+        )
+        self.joining = BackgroundJoin(cgroup, self.intermediate_pid)
+
+    def join_init(self, chan: Channel) -> None:
+        """Move init into the cgroup too, then tell it so.
+
+        init may have been forked before the intermediate process was in the
+        cgroup, so it is moved itself; the grace period is behind by then and
+        the writes are quick. init waits for ``cgroup-joined`` before its
+        cgroup namespace is made and before the runtime runs any hook: both
+        must find it in the container's cgroup.
+        """
+        if self.joining is not None:
+            self.joining.wait()
+            log.debug("join init to the container's cgroup: nothing of it runs outside")
+            try:
+                self.req.cgroup.add_process(self.init_pid)
+            except SetupError:
+                if not has_exited(self.init_pid):
+                    raise
+                return  # init failed while it set up: its words come next
+        tell(chan, "cgroup-joined")
 
     def converse(self, chan: Channel) -> None:
         """Answer the children's messages until init says ``ready``."""
@@ -157,17 +181,19 @@ class Launch:
                 raise SetupError(message["message"])
             if kind == "map-ids":
                 self.map_ids()
-                chan.send("ids-mapped")
+                tell(chan, "ids-mapped")
             elif kind == "init-pid":
+                log.debug(f"container init has pid {message['pid']}")
                 # init sets itself up while the runtime reaps the intermediate
                 # process and records init's pid: nothing init does before it
                 # asks again is seen outside its namespaces, and if the
                 # runtime dies meanwhile, init reads end-of-file and exits.
-                chan.send("go")
+                tell(chan, "go")
                 self.adopt_init(message["pid"])
+                self.join_init(chan)
             elif kind == "mounts-ready":
                 self.run_runtime_hooks()
-                chan.send("hooks-done")
+                tell(chan, "hooks-done")
             elif kind == "ready":
                 return
 
@@ -192,7 +218,6 @@ class Launch:
         self.init_pid = pid
         os.waitpid(self.intermediate_pid, 0)
         self.intermediate_pid = 0
-        log.debug(f"container init has pid {pid}")
         self.on_init_pid(pid)
 
     def run_runtime_hooks(self) -> None:
@@ -218,8 +243,68 @@ class Launch:
         return "container init exited during setup"
 
     def abort(self) -> None:
-        """Kill and reap whatever children exist after a failure."""
+        """Kill and reap whatever children exist after a failure.
+
+        A move into the cgroup still under way is waited for first: its pid
+        must not be reaped (and perhaps reused) before the write is done.
+        """
+        if self.joining is not None:
+            self.joining.wait()
         kill_and_reap((self.intermediate_pid, self.init_pid))
+
+
+class BackgroundJoin:
+    """A move of one process into the container's cgroup, on its own thread."""
+
+    def __init__(self, cgroup, pid: int) -> None:
+        import _thread  # the C module: threading would import a dozen more
+
+        self.cgroup = cgroup
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        _thread.start_new_thread(self.move, (pid,))
+
+    def move(self, pid: int) -> None:
+        """Write ``pid`` into the cgroup; a failure is left to init's move.
+
+        The intermediate process may already have exited (no such process);
+        a cgroup that refuses processes refuses init next, and that is the
+        error the runtime reports.
+        """
+        try:
+            self.cgroup.add_process(pid)
+        except Exception as err:
+            log.debug(f"the intermediate process did not join the cgroup: {err}")
+        finally:
+            self.done.release()
+
+    def wait(self) -> None:
+        """Return once the move is over (at once when it already is)."""
+        with self.done:
+            pass
+
+
+def tell(chan: Channel, kind: str) -> None:
+    """Send ``kind`` to the children; one that hung up says why on the next read.
+
+    A child that failed sends ``error`` and exits, perhaps while the runtime
+    was busy: the send then finds the socket closed (EPIPE), and the error,
+    still queued, is read next.
+    """
+    try:
+        chan.send(kind)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def has_exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (it is not reaped: see waitid)."""
+    try:
+        return (
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        )
+    except ChildProcessError:
+        return True
 
 
 def kill_and_reap(pids) -> None:

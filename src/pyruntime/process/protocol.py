@@ -1,11 +1,15 @@
 """The messages the runtime and its children exchange while creating a container.
 
 Three processes take part. The runtime (**R**) forks an *intermediate*
-process (**I**) and moves it into the cgroup; **I** joins the namespaces and
-forks the container's *init* (**N**), then exits at once, so that **N** is re-parented
-to the runtime (a child subreaper) and later to the caller's subreaper. A
-second process is needed because a new pid namespace applies only to the
-children of the process that unshares it.
+process (**I**) and moves it into the cgroup on a second thread (the first
+move waits for an RCU grace period); meanwhile **I** joins the namespaces and
+forks the container's *init* (**N**), then exits at once, so that **N** is
+re-parented to the runtime (a child subreaper) and later to the caller's
+subreaper. A second process is needed because a new pid namespace applies
+only to the children of the process that unshares it. **N** may be born
+before **I** is in the cgroup, so **R** moves **N** too before it says
+``cgroup-joined``; **N** waits for that before anything that depends on its
+cgroup (its cgroup namespace, the hooks).
 
 All three share one ``SOCK_SEQPACKET`` socketpair: one message per packet,
 each a JSON object with a ``type``.
@@ -13,11 +17,11 @@ each a JSON object with a ``type``.
 ====  ===================  =====================================================
 from  type                 meaning
 ====  ===================  =====================================================
-R     ``cgroup-joined``    R moved I into the container's cgroup: I goes on
 I     ``map-ids``          I unshared its user namespace: write its id maps
 R     ``ids-mapped``       done; I goes on with the other namespaces
 I     ``init-pid``         N exists (``pid``: its pid in R's pid namespace)
 R     ``go``               N may start setting up (R records its pid meanwhile)
+R     ``cgroup-joined``    R moved I, then N, into the container's cgroup
 N     ``mounts-ready``     N's mounts are done: run prestart/createRuntime
 R     ``hooks-done``       they succeeded; N runs createContainer and pivots
 N     ``ready``            N is set up and waits for ``start`` on exec.fifo

@@ -48,7 +48,7 @@ from pyruntime.linux import signals
 from pyruntime.linux import syscalls as sc
 from pyruntime.linux.procfs import read_start_time
 from pyruntime.process import init
-from pyruntime.process.launcher import kill_and_reap
+from pyruntime.process.launcher import kill_and_reap, tell
 from pyruntime.process.protocol import Channel
 from pyruntime.records import dataclass, field
 from pyruntime.security import capabilities as caps
@@ -99,8 +99,10 @@ class TenantRequest:
 class TenantLaunch:
     """One run of the exec protocol, from fork to the program's ``execve``."""
 
-    def __init__(self, req: TenantRequest) -> None:
+    def __init__(self, req: TenantRequest, on_pid=None) -> None:
         self.req = req
+        #: Called with the exec process's pid before it is let go.
+        self.on_pid = on_pid
         self.tenant_pid = 0
         self.pid = 0
 
@@ -165,7 +167,9 @@ class TenantLaunch:
             if kind == "error":
                 raise SetupError(message["message"])
             if kind == "tenant-pid":
-                chan.send("go")  # the process sets up while the tenant is reaped
+                if self.on_pid is not None:
+                    self.on_pid(message["pid"])
+                tell(chan, "go")  # the process sets up while the tenant is reaped
                 self.adopt(message["pid"])
 
     def adopt(self, pid: int) -> None:
