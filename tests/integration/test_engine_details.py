@@ -76,6 +76,10 @@ def test_every_failure_is_one_json_line_appended(runtime, bundle, tmp_path):
         (("start", stopped), 1, "cannot start a container that has stopped"),
         (("kill", stopped, "15"), 1, "container not running"),
         (("kill", cid, "BOGUS"), 1, 'unknown signal "BOGUS"'),
+        # runc looks the container up before it reads the signal.
+        (("kill", "nope", "BOGUS"), 1, "container does not exist"),
+        (("kill", "--all", "nope", "BOGUS"), 1, "container does not exist"),
+        (("kill", stopped, "BOGUS"), 1, 'unknown signal "BOGUS"'),
         (("pause", stopped), 1, "container not running"),
         (("resume", cid), 1, "container not paused"),
         (("delete", cid), 1, f"cannot delete container {cid} that is not stopped"),

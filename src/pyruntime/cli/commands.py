@@ -199,8 +199,12 @@ def kill(ctx, all_processes, args):
     """Send a signal (default SIGTERM) to a container's init."""
     from pyruntime import container
 
+    from pyruntime.state.store import open_container
+
     if len(args) not in (1, 2):
         require_args(ctx, args, 1)
+    with open_container(ctx.obj.root, args[0], lock=False):
+        pass  # as runc: the container must exist before the signal is read
     sig = parse_signal(args[1]) if len(args) == 2 else 15
     container.kill(ctx.obj.root, args[0], sig, all_processes)
 

@@ -289,11 +289,12 @@ def cmd_kill(glob: Globals, options: dict, args: list[str]) -> None:
     from pyruntime.state import status as st
     from pyruntime.state.store import open_container
 
+    # As runc: the container must exist before the signal is even read.
+    with open_container(glob.root, args[0], lock=False) as cdir:
+        state = cdir.load()
+        status = st.current_status(cdir, state)
     sig = parse_signal(args[1]) if len(args) == 2 else 15
     if not options["all"]:
-        with open_container(glob.root, args[0], lock=False) as cdir:
-            state = cdir.load()
-            status = st.current_status(cdir, state)
         if status in (st.CREATED, st.RUNNING):
             st.signal_init(state, sig)
             return
