@@ -103,7 +103,12 @@ def test_fallbacks_still_work(runtime, bundle):
     assert 'state\\" requires exactly 1 argument(s)' in missing.stderr
     unknown = runtime("state", "--bogus", "c")
     assert unknown.returncode == 1
-    assert "flag provided but not defined: --bogus" in unknown.stderr
+    # Go's flag package names it with one dash, as runc's message does.
+    assert "flag provided but not defined: -bogus" in unknown.stderr
+    for args in (("kill", "-x", "c"), ("ps", "-x", "c"), ("kill", "--bogus", "c")):
+        result = runtime(*args)
+        assert result.returncode == 1, args
+        assert "flag provided but not defined: -" in result.stderr, args
 
 
 def test_delete_kills_what_a_dead_init_left_in_its_cgroup(runtime, bundle, tmp_path):

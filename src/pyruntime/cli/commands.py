@@ -62,6 +62,17 @@ def parse_signal(text: str) -> int:
     return parse(text)
 
 
+def refuse_leading_flag(args: tuple) -> None:
+    """An unknown flag before the container id is an error, as in runc.
+
+    ``kill`` and ``ps`` take what follows the id as it comes (``ps``'s
+    options for ps(1)), so click lets unknown options through to them;
+    before the id, Go's flag parser would still be reading flags.
+    """
+    if args and args[0].startswith("-") and args[0] != "-":
+        raise click.NoSuchOption(args[0])
+
+
 def require_args(ctx: click.Context, args: tuple, count: int, at_least=False) -> None:
     """runc's argument-count check and message."""
     wrong = len(args) < count if at_least else len(args) != count
@@ -198,9 +209,9 @@ def state(ctx, args):
 def kill(ctx, all_processes, args):
     """Send a signal (default SIGTERM) to a container's init."""
     from pyruntime import container
-
     from pyruntime.state.store import open_container
 
+    refuse_leading_flag(args)
     if len(args) not in (1, 2):
         require_args(ctx, args, 1)
     with open_container(ctx.obj.root, args[0], lock=False):
@@ -279,6 +290,7 @@ def ps(ctx, fmt, args):
     """List a container's processes; arguments after the id go to ps(1)."""
     from pyruntime import control
 
+    refuse_leading_flag(args)
     require_args(ctx, args, 1, at_least=True)
     if fmt not in ("table", "json"):
         raise UsageError("invalid format option")

@@ -111,5 +111,6 @@ def report_usage(err: click.ClickException) -> None:
     """A command-line mistake: one line on stderr (and in the log)."""
     message = err.format_message()
     if isinstance(err, click.NoSuchOption):
-        message = f"flag provided but not defined: {err.option_name}"
+        # Go's flag package names the flag with one dash, however it was given.
+        message = f"flag provided but not defined: -{err.option_name.lstrip('-')}"
     log.fail(message)
