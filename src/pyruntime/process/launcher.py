@@ -147,7 +147,7 @@ class Launch:
             f"({paths}), on a second thread: the first move waits for an RCU "
             "grace period, and the children set up meanwhile"
         )
-        self.joining = BackgroundJoin(cgroup, self.intermediate_pid)
+        self.joining = BackgroundJoin(cgroup.add_process, self.intermediate_pid)
 
     def join_init(self, chan: Channel) -> None:
         """Move init into the cgroup too, then tell it so.
@@ -254,27 +254,32 @@ class Launch:
 
 
 class BackgroundJoin:
-    """A move of one process into the container's cgroup, on its own thread."""
+    """A move of one process into the container's cgroup, on its own thread.
 
-    def __init__(self, cgroup, pid: int) -> None:
+    ``add`` writes a pid into the cgroup. The process moved first is the
+    runtime's child, whose own child is then moved by the main thread (see
+    :meth:`Launch.join_init`).
+    """
+
+    def __init__(self, add: Callable[[int], None], pid: int) -> None:
         import _thread  # the C module: threading would import a dozen more
 
-        self.cgroup = cgroup
+        self.add = add
         self.done = _thread.allocate_lock()
         self.done.acquire()
         _thread.start_new_thread(self.move, (pid,))
 
     def move(self, pid: int) -> None:
-        """Write ``pid`` into the cgroup; a failure is left to init's move.
+        """Write ``pid`` into the cgroup; a failure is left to the next move.
 
-        The intermediate process may already have exited (no such process);
-        a cgroup that refuses processes refuses init next, and that is the
-        error the runtime reports.
+        The child may already have exited (no such process); a cgroup that
+        refuses processes refuses its child next, and that is the error the
+        runtime reports.
         """
         try:
-            self.cgroup.add_process(pid)
+            self.add(pid)
         except Exception as err:
-            log.debug(f"the intermediate process did not join the cgroup: {err}")
+            log.debug(f"process {pid} did not join the cgroup: {err}")
         finally:
             self.done.release()
 
