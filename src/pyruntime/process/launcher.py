@@ -131,8 +131,8 @@ class Launch:
         """Start moving the intermediate process into the cgroup, on a thread.
 
         The first write to a ``cgroup.procs`` after a quiet while waits for
-        an RCU grace period (5 to 15 ms here: as long as the rest of
-        ``create`` on the runtime's side). So the move runs on a thread of
+        an RCU grace period (5 to 15 ms with a 250 Hz tick: as long as the
+        rest of ``create`` on the runtime's side). So the move runs on a thread of
         its own (the write releases the interpreter lock) while the main
         thread answers the children: the intermediate process makes the
         namespaces and forks init, init sets its filesystem up. None of that
