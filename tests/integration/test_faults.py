@@ -402,3 +402,16 @@ def test_state_root_is_0700_and_no_state_file_is_world_writable(
     assert {"state.json", "cleanup.json", "exec.fifo"} <= seen
     runtime.ok("delete", "--force", ids[1])
     assert reap(pid) == 137
+
+
+def test_init_killed_by_the_oom_killer_names_the_memory_limit(runtime, bundle):
+    # 4096 bytes: the kernel takes it, and init cannot even set up under it.
+    bundle.edit(
+        lambda c: c["linux"].setdefault("resources", {}).update(memory={"limit": 4096})
+    )
+    cid = runtime.new_id()
+    result = runtime.create(bundle, cid)
+    assert result.returncode == 1
+    assert "killed by the out-of-memory killer during setup" in result.stderr
+    assert "linux.resources.memory.limit (4096 bytes)" in result.stderr
+    assert_nothing_left(runtime, cid, str(bundle.path))

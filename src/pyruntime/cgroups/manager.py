@@ -36,6 +36,7 @@ from pyruntime.cgroups import devices, host, paths, v1, v2, writes
 from pyruntime.cgroups.files import (
     add_to_cgroup,
     list_subtree,
+    read_keyed,
     read_procs,
     write_file,
     write_raw,
@@ -273,6 +274,20 @@ class Manager:
     def add_process(self, pid: int) -> None:
         """Move ``pid`` into the container's cgroup in every hierarchy."""
         add_to_cgroup(self._dirs, pid)
+
+    def oom_kills(self) -> int:
+        """How many processes the OOM killer killed in the cgroup (0: unknown).
+
+        v1 counts them in ``memory.oom_control`` (``oom_kill``, Linux 4.13),
+        v2 in ``memory.events``.
+        """
+        if "memory" in self._dirs:
+            path = os.path.join(self._dirs["memory"], "memory.oom_control")
+        elif UNIFIED in self._dirs:
+            path = os.path.join(self._dirs[UNIFIED], "memory.events")
+        else:
+            return 0
+        return read_keyed(path).get("oom_kill", 0)
 
     def _listing_dir(self) -> str | None:
         for key in (*PROCESS_LISTING_ORDER, *sorted(self._dirs)):

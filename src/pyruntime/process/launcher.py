@@ -238,9 +238,16 @@ class Launch:
                 except ChildProcessError:
                     continue
                 if os.WIFSIGNALED(status):
+                    if os.WTERMSIG(status) == signals.SIGKILL and self.oom_killed():
+                        return describe_oom_kill(self.req.spec)
                     name = signals.name_of(os.WTERMSIG(status))
                     return f"container init was killed by {name} during setup"
         return "container init exited during setup"
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer struck in the container's cgroup."""
+        cgroup = self.req.cgroup
+        return cgroup is not None and cgroup.oom_kills() > 0
 
     def abort(self) -> None:
         """Kill and reap whatever children exist after a failure.
@@ -287,6 +294,21 @@ class BackgroundJoin:
         """Return once the move is over (at once when it already is)."""
         with self.done:
             pass
+
+
+def describe_oom_kill(spec) -> str:
+    """The error of an init the OOM killer took, naming the limit it hit."""
+    linux = spec.linux
+    resources = linux.resources if linux else None
+    memory = resources.memory if resources else None
+    limit = memory.limit if memory else None
+    text = "container init was killed by the out-of-memory killer during setup"
+    if limit is not None and limit > 0:
+        text += (
+            f": linux.resources.memory.limit ({limit} bytes) is less than init"
+            " needs to set the container up"
+        )
+    return text
 
 
 def tell(chan: Channel, kind: str) -> None:
