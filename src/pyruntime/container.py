@@ -85,7 +85,7 @@ def plan_security(spec):
     fails ``create`` before a single process exists.
     """
     from pyruntime.security import capabilities as caps
-    from pyruntime.security import process_attrs, seccomp, seccomp_cache
+    from pyruntime.security import process_attrs
 
     # LSM labels without their LSM, rlimits above what may be raised.
     process_attrs.check_host_support(spec)
@@ -93,7 +93,12 @@ def plan_security(spec):
     caps.check_host_capabilities(cap_plan)
     if cap_plan is not None:
         caps.load_backend()
-    filter_plan = seccomp.plan_seccomp(spec.linux.seccomp if spec.linux else None)
+    config = spec.linux.seccomp if spec.linux else None
+    if config is None:
+        return cap_plan, None, None
+    from pyruntime.security import seccomp, seccomp_cache
+
+    filter_plan = seccomp.plan_seccomp(config)
     if filter_plan is None:
         return cap_plan, None, None
     log.debug(

@@ -354,7 +354,7 @@ def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
     """Plan security and build the tenant's request (nothing forked yet)."""
     from pyruntime.process.tenant import TenantRequest
     from pyruntime.security import capabilities as caps
-    from pyruntime.security import lsm, process_attrs, seccomp, seccomp_cache
+    from pyruntime.security import lsm, process_attrs
 
     # LSM labels without their LSM, rlimits above what may be raised.
     lsm.check_process_labels(process)
@@ -363,8 +363,7 @@ def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
     caps.check_host_capabilities(cap_plan)
     if cap_plan is not None:
         caps.load_backend()
-    filter_plan = seccomp.plan_seccomp(spec.linux.seccomp if spec.linux else None)
-    program = seccomp_cache.compile_with_cache(filter_plan) if filter_plan else None
+    filter_plan, program = plan_filter(spec)
     return TenantRequest(
         container_id=state.id,
         init_pid=state.pid,
@@ -386,6 +385,19 @@ def plan_request(state, spec, process, cgroup_paths: dict, opts: ExecOptions):
             state.annotations,
         ),
     )
+
+
+def plan_filter(spec):
+    """The container's seccomp plan and compiled program (None, None: none)."""
+    config = spec.linux.seccomp if spec.linux else None
+    if config is None:
+        return None, None
+    from pyruntime.security import seccomp, seccomp_cache
+
+    filter_plan = seccomp.plan_seccomp(config)
+    if filter_plan is None:
+        return None, None
+    return filter_plan, seccomp_cache.compile_with_cache(filter_plan)
 
 
 def launch(req, opts: ExecOptions) -> int:

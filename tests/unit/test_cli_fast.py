@@ -377,6 +377,23 @@ def test_exec_imports_nothing_heavy():
     assert out.strip() == "[]"
 
 
+def test_terminal_and_seccomp_code_load_only_when_asked_for():
+    # create's and exec's children: the pty code (termios) and the seccomp
+    # module are loaded by the runtime only for a terminal or a filter.
+    code = (
+        "import sys\n"
+        "from pyruntime import container, execution\n"
+        "from pyruntime.process import init, launcher, tenant\n"
+        "unused = {'pyruntime.console', 'termios', 'pyruntime.security.seccomp',\n"
+        "          'pyruntime.security.seccomp_cache'}\n"
+        "print(sorted(unused & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
 def leave_with_a_gone_reader(tmp_path, leave: str) -> subprocess.CompletedProcess:
     """Run ``leave`` with output still buffered for a stdout nobody reads."""
     script = tmp_path / "exits.py"

@@ -17,14 +17,14 @@ import resource
 import stat
 import sys
 
-from pyruntime import console, hooks, log, namespaces, network, rootfs
+from pyruntime import hooks, log, namespaces, network, rootfs
 from pyruntime.errors import SetupError
 from pyruntime.linux import signals
 from pyruntime.linux import syscalls as sc
 from pyruntime.process.fifo import report_start_failure
 from pyruntime.process.protocol import Channel
 from pyruntime.security import capabilities as caps
-from pyruntime.security import lsm, process_attrs, seccomp
+from pyruntime.security import lsm, process_attrs
 from pyruntime.state import jsonio
 
 #: Signals that end a created-but-not-started init: as pid 1 of its pid
@@ -286,6 +286,8 @@ def connect_seccomp_listener(req):
     """
     if req.seccomp is None or not req.seccomp.notify:
         return None
+    from pyruntime.security import seccomp  # loaded: the runtime compiled it
+
     log.debug(f"connect to the seccomp agent at `{req.seccomp_listener}`")
     return seccomp.connect_listener(req.seccomp_listener)
 
@@ -294,6 +296,8 @@ def load_seccomp_filter(req, status: str) -> None:
     """Load the compiled filter; hand its notify fd to the agent, if any."""
     if req.seccomp is None:
         return
+    from pyruntime.security import seccomp  # loaded: the runtime compiled it
+
     log.debug(f"load the seccomp filter ({len(req.seccomp.bpf) // 8} BPF instructions)")
     fd = seccomp.load_seccomp(req.seccomp)
     if fd is None:
@@ -355,6 +359,8 @@ def set_up_console(req) -> None:
     """
     if not req.spec.process.terminal:
         return
+    from pyruntime import console  # loaded by preload_for_children
+
     size = req.spec.process.console_size
     master, slave, slave_path = console.open_pty(
         size.height if size else None, size.width if size else None

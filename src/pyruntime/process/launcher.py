@@ -69,12 +69,18 @@ class InitRequest:
 def preload_for_children(req: InitRequest) -> None:
     """Import now what init needs once it can no longer import.
 
-    After ``pivot_root`` init sees only the container's files. :mod:`socket`
-    (with :mod:`selectors` and :mod:`enum`) serves the terminal alone: init
-    sends the pty master with it.
+    After ``pivot_root`` init sees only the container's files. The terminal
+    code (:mod:`pyruntime.console`, with :mod:`termios`, and :mod:`socket`,
+    with :mod:`selectors` and :mod:`enum`, to send the pty master) serves a
+    terminal alone, and the seccomp module a filter alone (the runtime has
+    loaded it to compile the filter).
     """
     if req.console_sock is not None:
         import socket  # noqa: F401 (console.send_master, after pivot_root)
+
+        from pyruntime import console  # noqa: F401 (set_up_console)
+    if req.seccomp is not None:
+        from pyruntime.security import seccomp  # noqa: F401 (load_seccomp_filter)
 
 
 def describe_maps(mappings) -> str:

@@ -42,7 +42,7 @@ import fcntl
 import os
 import sys
 
-from pyruntime import console, log, namespaces
+from pyruntime import log, namespaces
 from pyruntime.errors import SetupError, StateError
 from pyruntime.linux import signals
 from pyruntime.linux import syscalls as sc
@@ -52,7 +52,7 @@ from pyruntime.process.launcher import kill_and_reap, tell
 from pyruntime.process.protocol import Channel
 from pyruntime.records import dataclass, field
 from pyruntime.security import capabilities as caps
-from pyruntime.security import lsm, process_attrs, seccomp
+from pyruntime.security import lsm, process_attrs
 from pyruntime.state import jsonio
 
 #: ioctl(2) on a namespace file: an fd of the user namespace owning it.
@@ -200,12 +200,18 @@ def preload_for_children(req: TenantRequest) -> None:
     """Import now what the children may need once they cannot import.
 
     Only what this exec uses: :mod:`socket` (with :mod:`selectors` and
-    :mod:`enum`) serves the terminal and the seccomp agent alone.
+    :mod:`enum`) serves the terminal and the seccomp agent alone, the
+    terminal code (:mod:`pyruntime.console`, with :mod:`termios`) the
+    terminal, the seccomp module a filter (loaded already to compile it).
     """
     if log.debug_enabled():
         import traceback  # noqa: F401 (init.report_error formats tracebacks)
     if req.process.terminal or req.listener_fd is not None:
         import socket  # noqa: F401 (open_terminal, load_filter)
+    if req.process.terminal:
+        from pyruntime import console  # noqa: F401 (open_terminal)
+    if req.seccomp is not None:
+        from pyruntime.security import seccomp  # noqa: F401 (load_filter)
 
 
 def close_handed_over(req: TenantRequest) -> None:
@@ -439,6 +445,8 @@ def open_terminal(req: TenantRequest) -> None:
         return
     import socket  # loaded by preload_for_children
 
+    from pyruntime import console  # loaded by preload_for_children
+
     size = req.process.console_size
     master, slave, slave_path = console.open_pty(
         size.height if size else None, size.width if size else None
@@ -452,6 +460,8 @@ def load_filter(req: TenantRequest) -> None:
     """Load the container's filter; hand its notify fd to the agent, if any."""
     if req.seccomp is None:
         return
+    from pyruntime.security import seccomp  # loaded: the runtime compiled it
+
     log.debug("load the seccomp filter")
     fd = seccomp.load_seccomp(req.seccomp)
     if fd is None:
