@@ -134,3 +134,25 @@ def test_text_groups_steps_by_command_and_process(tmp_path):
         "     1. re-execute from a sealed in-memory copy of the interpreter, then "
         "read and check the bundle" in lines
     )
+
+
+def test_init_waits_for_the_cgroup_where_the_runtime_needs_it(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    plain = explain_bundle(write_bundle(tmp_path / "a"))
+    wait = step_index(plain, "wait until the runtime has moved init into the cgroup")
+    assert step_index(plain, "mount, in this order") < wait
+    assert wait < step_index(plain, "pivot_root")
+    assert step_index(plain, "join the cgroup, on a second thread") < step_index(
+        plain, "fork init"
+    )
+
+    def cgroupns(config):
+        config["linux"]["namespaces"].append({"type": "cgroup"})
+
+    with_ns = explain_bundle(write_bundle(tmp_path / "b", cgroupns))
+    made = step_index(with_ns, "then make the cgroup namespace")
+    assert made < step_index(with_ns, "bind the rootfs onto itself")
+    # The intermediate process does not make it: init does, once moved.
+    intermediate = with_ns["steps"][step_index(with_ns, "make new namespaces") - 1]
+    assert "cgroup" not in intermediate["what"]
