@@ -133,3 +133,14 @@ def test_unwritable_cache_is_not_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv(seccomp_cache.ENV_DIR, str(blocker))
     program = seccomp_cache.compile_with_cache(plan_of("mkdir"))
     assert program.bpf
+
+
+def test_cache_directories_are_private_whatever_the_umask(cache):
+    old = os.umask(0)
+    try:
+        seccomp_cache.compile_with_cache(plan_of("mkdir"))
+    finally:
+        os.umask(old)
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert cache.parent.stat().st_mode & 0o777 == 0o700
+    assert len(list(cache.iterdir())) == 1

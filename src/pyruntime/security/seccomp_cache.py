@@ -218,10 +218,22 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def make_private_dirs(directory: str) -> None:
+    """The cache directory and its parent, mode 0700 whatever the umask."""
+    parent = os.path.dirname(directory)
+    os.makedirs(os.path.dirname(parent), exist_ok=True)
+    for path in (parent, directory):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)
+
+
 def store_program(directory: str, path: str, program: SeccompProgram) -> None:
     """Write the program for the next create; a failure is only logged."""
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        make_private_dirs(directory)
         if not trusted_dir(directory):
             return
         tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}")
