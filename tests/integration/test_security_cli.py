@@ -466,3 +466,19 @@ def test_seccomp_cache_off_when_the_variable_is_empty(runtime, bundle, tmp_path)
     assert "rc=1" in result.stdout
     assert "kept in the cache" not in result.stderr
     assert "read from the cache" not in result.stderr
+
+
+def test_check_reads_the_seccomp_cache_but_never_writes_it(runtime, bundle, tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYRUNTIME_CACHE_DIR": str(cache)}
+    bundle.edit(
+        seccomp_config(syscalls=[{"names": MKDIRS, "action": "SCMP_ACT_ERRNO"}])
+    )
+    checked = runtime("--debug", "check", str(bundle.path), env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert not cache.exists()  # check compiled it and wrote nothing
+    assert cached_run(runtime, bundle, cache, "true").returncode == 0
+    again = runtime("--debug", "check", str(bundle.path), env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "read from the cache" in again.stderr
+    assert len(list((cache / "seccomp").iterdir())) == 1

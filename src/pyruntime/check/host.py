@@ -279,9 +279,10 @@ def check_seccomp_architectures(ctx: Context, seccomp) -> None:
 def compile_filter(ctx: Context, seccomp) -> None:
     """Build the filter with libseccomp, as create does before forking."""
     from pyruntime.security.seccomp import compile_seccomp
+    from pyruntime.security.seccomp_cache import cached_program
 
     try:
-        program = compile_seccomp(ctx.seccomp)
+        program = cached_program(ctx.seccomp) or compile_seccomp(ctx.seccomp)
     except RuntimeError_ as err:
         ctx.report.error(
             HOST,

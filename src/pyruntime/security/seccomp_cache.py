@@ -20,9 +20,9 @@ the effective user and nobody else may write them; otherwise the program is
 compiled as if there were no cache. The cache never makes a command fail:
 a file that cannot be read, parsed or written is a debug line, and the
 program is compiled. Files are written whole (temporary file, then rename),
-so concurrent creates never read half a program. ``check`` does not use the
-cache: it compiles, to test the filter against this host's libseccomp, and
-writes nothing.
+so concurrent creates never read half a program. ``check`` reads a cached
+program when there is one (it shows that the filter compiled with this
+host's libseccomp) and otherwise compiles; it never writes the cache.
 """
 
 from __future__ import annotations
@@ -46,19 +46,35 @@ _LIBRARY_DIRS = ("/usr/local/lib", "/usr/lib64", "/lib64", "/usr/lib", "/lib")
 
 def compile_with_cache(plan: SeccompPlan) -> SeccompProgram:
     """The program for ``plan``: read from the cache, or compiled and stored."""
-    directory = cache_dir()
-    key = program_key(plan) if directory else None
-    if key is None:
-        return seccomp.compile_seccomp(plan)
-    path = os.path.join(directory, f"{key}.bpf")
-    program = read_program(path, plan)
+    program = cached_program(plan)
+    if program is not None:
+        return program
+    program = seccomp.compile_seccomp(plan)
+    path = cache_path(plan)
+    if path is not None:
+        store_program(os.path.dirname(path), path, program)
+    return program
+
+
+def cached_program(plan: SeccompPlan) -> SeccompProgram | None:
+    """The program compiled for ``plan`` before, if the cache holds it.
+
+    Reads only: ``check`` uses it too (a cached program shows that the filter
+    compiled with this libseccomp), and writes nothing.
+    """
+    path = cache_path(plan)
+    program = read_program(path, plan) if path is not None else None
     if program is not None:
         log.debug(f"seccomp program read from the cache `{path}`: not compiled again")
         seccomp.warn_skipped(program.skipped)
-        return program
-    program = seccomp.compile_seccomp(plan)
-    store_program(directory, path, program)
     return program
+
+
+def cache_path(plan: SeccompPlan) -> str | None:
+    """The file that holds (or would hold) the program for ``plan``."""
+    directory = cache_dir()
+    key = program_key(plan) if directory else None
+    return os.path.join(directory, f"{key}.bpf") if key else None
 
 
 def cache_dir() -> str | None:
