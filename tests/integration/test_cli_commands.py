@@ -191,3 +191,16 @@ def test_output_to_a_closed_pipe_dies_of_sigpipe_as_runc(runtime, bundle, comman
     result = run_with_reader_gone(runtime.argv(*command))
     assert result.returncode == -signal.SIGPIPE, result.stderr
     assert result.stderr == b""
+
+
+def test_list_quiet_prints_the_ids_whatever_the_format(runtime, bundle):
+    # runc prints the ids for --quiet before it looks at --format.
+    cid = runtime.new_id()
+    assert runtime.detached("create", "--bundle", str(bundle.path), cid).returncode == 0
+    for argv in (("list", "-q", "-f", "bogus"), ("list", "--format=bogus", "-q")):
+        result = runtime(*argv)
+        assert (result.returncode, result.stdout) == (0, f"{cid}\n"), argv
+    refused = runtime("list", "-f", "bogus")
+    assert refused.returncode == 1
+    assert refused.stderr.endswith('msg="invalid format option"\n')
+    runtime.ok("delete", "--force", cid)

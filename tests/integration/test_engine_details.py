@@ -86,6 +86,15 @@ def test_every_failure_is_one_json_line_appended(runtime, bundle, tmp_path):
         (("exec", stopped, "true"), 255, "cannot exec in a stopped container"),
         (("exec", cid, "notinpath"), 255, "executable file not found in $PATH"),
         (("state", "--bogus", cid), 1, "flag provided but not defined"),
+        # As runc: the container is looked up before a value is read...
+        (("events", "--interval", "0s", "nope"), 1, "container does not exist"),
+        (("update", "--memory", "bogus", "nope"), 1, "container does not exist"),
+        (("ps", "-f", "bogus", "nope"), 1, "container does not exist"),
+        # ...except an integer flag, which Go's flag package parses first.
+        (("update", "--pids-limit", "abc", cid), 1, '"abc" for flag -pids-limit'),
+        (("kill",), 1, '"kill" requires a minimum of 1 argument(s)'),
+        (("kill", cid, "9", "x"), 1, '"kill" requires a maximum of 2 argument(s)'),
+        (("list", "-f", "bogus"), 1, "invalid format option"),
     ]
     for args, code, words in failures:
         fail_once(runtime, args, code, words)

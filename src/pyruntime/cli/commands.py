@@ -73,16 +73,42 @@ def refuse_leading_flag(args: tuple) -> None:
         raise click.NoSuchOption(args[0])
 
 
-def require_args(ctx: click.Context, args: tuple, count: int, at_least=False) -> None:
+def require_args(
+    ctx: click.Context, args: tuple, count: int, at_least=False, at_most=False
+) -> None:
     """runc's argument-count check and message."""
-    wrong = len(args) < count if at_least else len(args) != count
+    if at_least:
+        wrong, kind = len(args) < count, "a minimum of"
+    elif at_most:
+        wrong, kind = len(args) > count, "a maximum of"
+    else:
+        wrong, kind = len(args) != count, "exactly"
     if wrong:
-        kind = "a minimum of" if at_least else "exactly"
         click.echo("Incorrect Usage.\n")
         click.echo(ctx.get_help())
         raise UsageError(
             f'pyruntime: "{ctx.command.name}" requires {kind} {count} argument(s)'
         )
+
+
+def require_container(ctx: click.Context, container_id: str) -> None:
+    """Fail as runc does when ``container_id`` names no container."""
+    from pyruntime.state.store import open_container
+
+    with open_container(ctx.obj.root, container_id, lock=False):
+        pass
+
+
+def refuse_non_integer(flag: str, value: str | None) -> None:
+    """An integer flag of runc's (Go's flag package) that is not one."""
+    if value is None:
+        return
+    try:
+        int(value)
+    except ValueError:
+        raise UsageError(
+            f'invalid value "{value}" for flag -{flag}: parse error'
+        ) from None
 
 
 def create_options(
@@ -209,13 +235,13 @@ def state(ctx, args):
 def kill(ctx, all_processes, args):
     """Send a signal (default SIGTERM) to a container's init."""
     from pyruntime import container
-    from pyruntime.state.store import open_container
 
     refuse_leading_flag(args)
-    if len(args) not in (1, 2):
-        require_args(ctx, args, 1)
-    with open_container(ctx.obj.root, args[0], lock=False):
-        pass  # as runc: the container must exist before the signal is read
+    if len(args) < 1:
+        require_args(ctx, args, 1, at_least=True)
+    if len(args) > 2:
+        require_args(ctx, args, 2, at_most=True)
+    require_container(ctx, args[0])  # as runc: before the signal is read
     sig = parse_signal(args[1]) if len(args) == 2 else 15
     container.kill(ctx.obj.root, args[0], sig, all_processes)
 
@@ -240,16 +266,17 @@ def list_(ctx, fmt, quiet):
     """List the containers under the state root."""
     from pyruntime.state.view import format_table, list_views
 
-    if fmt not in ("table", "json"):
-        raise UsageError(f"invalid format option: {fmt}")
     views = list_views(ctx.obj.root)
+    # As runc: --quiet prints the ids whatever the format says.
     if quiet:
         for view in views:
             click.echo(view["id"])
     elif fmt == "json":
         click.echo(json.dumps(views or None, separators=(",", ":")))
-    else:
+    elif fmt == "table":
         click.echo(format_table(views), nl=False)
+    else:
+        raise UsageError("invalid format option")
 
 
 @click.command()
@@ -292,13 +319,13 @@ def ps(ctx, fmt, args):
 
     refuse_leading_flag(args)
     require_args(ctx, args, 1, at_least=True)
-    if fmt not in ("table", "json"):
-        raise UsageError("invalid format option")
-    pids = control.list_pids(ctx.obj.root, args[0])
+    pids = control.list_pids(ctx.obj.root, args[0])  # the container comes first
     if fmt == "json":
         # runc encodes a nil slice: no process is `null`.
         click.echo(json.dumps(pids or None, separators=(",", ":")))
         return
+    if fmt != "table":
+        raise UsageError("invalid format option")
     sys.stdout.write(control.ps_table(pids, list(args[1:])))
     sys.stdout.flush()
 
@@ -319,6 +346,7 @@ def events(ctx, interval, stats_only, args):
         raise UsageError(
             f'invalid value "{interval}" for flag -interval: parse error'
         ) from None
+    require_container(ctx, args[0])  # as runc: before the interval's value
     if seconds <= 0:
         raise UsageError("duration interval must be greater than 0")
     try:
@@ -415,6 +443,8 @@ def update(ctx, args, resources, l3_cache_schema, mem_bw_schema, **flags):
     from pyruntime.cgroups.update import parse_resources_json, resources_from_flags
 
     require_args(ctx, args, 1)
+    refuse_non_integer("pids-limit", flags.get("pids_limit"))
+    require_container(ctx, args[0])  # as runc: before any value is read
     ignored: list[str] = []
     if resources is not None:
         # As in runc, a resources document makes every other flag ignored.

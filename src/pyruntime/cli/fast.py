@@ -271,15 +271,16 @@ def cmd_list(glob: Globals, options: dict, _args: list[str]) -> None:
     from pyruntime.state.view import format_table, list_views
 
     fmt = options["fmt"]
-    if fmt not in ("table", "json"):
-        raise UsageError(f"invalid format option: {fmt}")
     views = list_views(glob.root)
+    # As runc: --quiet prints the ids whatever the format says.
     if options["quiet"]:
         text = "".join(view["id"] + "\n" for view in views)
     elif fmt == "json":
         text = jsonio.dumps(views or None) + "\n"
-    else:
+    elif fmt == "table":
         text = format_table(views)
+    else:
+        raise UsageError("invalid format option")
     sys.stdout.write(text)
     sys.stdout.flush()
 
