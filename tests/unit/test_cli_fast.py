@@ -224,7 +224,8 @@ EXEC_LINES = [
     ["exec", "-e", "A", "-e", "A", "--env=", "c1", "env"],
     ["exec", "-c", "CAP_SYS_ADMIN", "--cap", "cap_kill", "-cap=CAP_CHOWN", "c1"],
     ["exec", "-g", "5", "--additional-gids", "6", "-additional-gids=7", "c1", "id"],
-    ["exec", "-g", " 8 ", "-g", "+9", "-g", "1_000", "-g", "\u0663", "c1", "id"],
+    ["exec", "-g", "8", "-g", "+9", "-g", "010", "c1", "id"],
+    ["exec", "--preserve-fds", "0x2", "-preserve-fds=010", "c1", "true"],
     ["exec", "-u", "1000:1000", "--cwd", "/tmp", "c1", "pwd"],
     ["exec", "--user=0", "-cwd=/", "-user", "root", "c1", "pwd"],
     ["exec", "--cwd", "a", "--cwd", "b", "--cwd", "", "c1", "pwd"],
@@ -250,6 +251,24 @@ def test_fast_path_reads_exec_like_click(argv):
     assert parsed is not None, "the fast path should take this command line"
     values, name, options, args = parsed
     assert (values, name, options, args) == click_reading(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["exec", "-g", " 8 ", "c1", "id"], 'invalid value " 8 " for flag'),
+        (["exec", "-g", "0x10", "c1", "id"], 'parsing "0x10": invalid syntax'),
+        (["exec", "-g", "1_000", "c1", "id"], 'parsing "1_000": invalid syntax'),
+        (["exec", "-g", "\u0663", "c1"], "strconv.ParseInt: parsing"),
+        (["exec", "--preserve-fds", "x", "c1"], '"x" for flag -preserve-fds: parse'),
+        (["create", "--preserve-fds", "1.5", "c1"], '"1.5" for flag -preserve-fds'),
+    ],
+)
+def test_bad_integer_flags_are_refused_in_runcs_words(argv, message, capfd):
+    # Python's int() takes blanks, "_" and any Unicode digit: runc does not.
+    assert fast.parse(argv) is None  # the fast path leaves them to click
+    assert run_click(argv) == 1
+    assert message in capfd.readouterr().err.replace('\\"', '"')  # logrus escapes
 
 
 @pytest.mark.parametrize(

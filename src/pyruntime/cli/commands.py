@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from pyruntime.cli.flags import parse_go_int
 from pyruntime.errors import UsageError
 
 SIGNALS = {
@@ -101,14 +102,33 @@ def require_container(ctx: click.Context, container_id: str) -> None:
 
 def refuse_non_integer(flag: str, value: str | None) -> None:
     """An integer flag of runc's (Go's flag package) that is not one."""
-    if value is None:
-        return
-    try:
-        int(value)
-    except ValueError:
-        raise UsageError(
-            f'invalid value "{value}" for flag -{flag}: parse error'
-        ) from None
+    if value is not None and parse_go_int(value) is None:
+        raise UsageError(f'invalid value "{value}" for flag -{flag}: parse error')
+
+
+class GoInteger(click.ParamType):
+    """An integer flag read, and refused, as runc's flag parser does.
+
+    A repeatable flag (urfave/cli's ``Int64Slice``) words its error with
+    strconv's message; a plain one says Go's "parse error".
+    """
+
+    name = "integer"
+
+    def __init__(self, repeatable: bool = False) -> None:
+        self.repeatable = repeatable
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        number = parse_go_int(str(value), 10 if self.repeatable else 0)
+        if number is not None:
+            return number
+        flag = max(param.opts, key=len).lstrip("-") if param else "value"
+        reason = "parse error"
+        if self.repeatable:
+            reason = f'strconv.ParseInt: parsing "{value}": invalid syntax'
+        raise click.UsageError(f'invalid value "{value}" for flag -{flag}: {reason}')
 
 
 def create_options(
@@ -140,7 +160,9 @@ def create_flags(func):
             "--no-pivot", is_flag=True, help="use move+chroot, not pivot_root"
         ),
         click.option("--no-new-keyring", is_flag=True, help="keep the session keyring"),
-        click.option("--preserve-fds", default=0, type=int, help="fds to pass on"),
+        click.option(
+            "--preserve-fds", default=0, type=GoInteger(), help="fds to pass on"
+        ),
         click.option("--pidfd-socket", default=None, hidden=True),
     ]
     for decorator in reversed(decorators):
@@ -478,7 +500,11 @@ def exec_flags(func):
         click.option("-t", "--tty", is_flag=True, help="allocate a pseudo-terminal"),
         click.option("-u", "--user", default=None, help="UID[:GID]"),
         click.option(
-            "-g", "--additional-gids", multiple=True, type=int, help="extra group"
+            "-g",
+            "--additional-gids",
+            multiple=True,
+            type=GoInteger(repeatable=True),
+            help="extra group",
         ),
         click.option("-p", "--process", "process_file", help="path to process.json"),
         click.option("-d", "--detach", is_flag=True, help="do not wait for it"),
@@ -487,7 +513,9 @@ def exec_flags(func):
         click.option("--apparmor", default=None, help="AppArmor profile"),
         click.option("--no-new-privs", is_flag=True, help="set no_new_privs"),
         click.option("-c", "--cap", "caps", multiple=True, help="add a capability"),
-        click.option("--preserve-fds", default=0, type=int, help="fds to pass on"),
+        click.option(
+            "--preserve-fds", default=0, type=GoInteger(), help="fds to pass on"
+        ),
         click.option("--cgroup", "cgroups", multiple=True, help="[CTRL:]SUB-CGROUP"),
         click.option("--ignore-paused", is_flag=True, help="exec while paused"),
     ]

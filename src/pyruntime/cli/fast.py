@@ -47,7 +47,7 @@ import sys
 
 from pyruntime import log
 from pyruntime.cli import fast_exec, fast_inspect
-from pyruntime.cli.flags import FALSE_WORDS, TRUE_WORDS
+from pyruntime.cli.flags import FALSE_WORDS, TRUE_WORDS, parse_go_int
 from pyruntime.cli.main import Globals, default_root
 from pyruntime.errors import (
     ContainerNotFoundError,
@@ -135,8 +135,9 @@ class _Command:
         self.program_args = program_args
 
 
-#: Options click reads as integers (``type=int``, one or repeated).
-_INTEGER_OPTIONS = ("preserve_fds", "additional_gids")
+#: Options read as integers, with the base runc reads them in: Go's flag
+#: package (0: prefixes allowed) or urfave/cli's slice flags (10).
+_INTEGER_OPTIONS = {"preserve_fds": 0, "additional_gids": 10}
 
 
 def parse(argv: list[str]):
@@ -175,18 +176,16 @@ def _count_fits(command: _Command, count: int) -> bool:
 
 
 def _convert_integers(options: dict) -> None:
-    """Make integers of the integer options; one int() refuses goes to click."""
-    for dest in _INTEGER_OPTIONS:
+    """Make integers of the integer options; one runc refuses goes to click."""
+    for dest, base in _INTEGER_OPTIONS.items():
         if dest not in options:
             continue
         value = options[dest]
-        try:
-            if isinstance(value, tuple):
-                options[dest] = tuple(int(item) for item in value)
-            else:
-                options[dest] = int(value)
-        except ValueError:
-            raise _Fallback from None
+        items = value if isinstance(value, tuple) else (value,)
+        numbers = tuple(parse_go_int(str(item), base) for item in items)
+        if None in numbers:
+            raise _Fallback  # click says what runc says
+        options[dest] = numbers if isinstance(value, tuple) else numbers[0]
 
 
 def _parse_options(argv: list[str], index: int, table: dict, values: dict) -> int:

@@ -80,3 +80,24 @@ def _rewrite_options(
             out.append(argv[index])  # the option's value, even if it looks odd
             index += 1
     return index
+
+
+def parse_go_int(text: str, base: int = 0) -> int | None:
+    """``text`` as Go's ``strconv.ParseInt(text, base, 64)`` reads it, or None.
+
+    Base 0 (Go's flag package): decimal, ``0x``/``0o``/``0b`` prefixes, a
+    leading 0 for octal, ``_`` between digits. Base 10 (urfave/cli's slice
+    flags): digits only. No blanks either way.
+    """
+    sign = -1 if text.startswith("-") else 1
+    body = text[1:] if text[:1] in ("-", "+") else text
+    if not body or body != body.strip():
+        return None
+    if base == 10:
+        return sign * int(body) if body.isascii() and body.isdigit() else None
+    try:
+        if len(body) > 1 and body[0] == "0" and body[1].isdigit():
+            return sign * int(body, 8)
+        return sign * int(body, 0)
+    except ValueError:
+        return None
