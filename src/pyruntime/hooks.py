@@ -94,7 +94,8 @@ def state_document(
         state["pid"] = pid
     state["bundle"] = bundle
     if annotations:
-        state["annotations"] = annotations
+        # Sorted, as Go's encoding/json writes runc's map.
+        state["annotations"] = dict(sorted(annotations.items()))
     return jsonio.dumps(state).encode()
 
 

@@ -204,3 +204,23 @@ def test_list_quiet_prints_the_ids_whatever_the_format(runtime, bundle):
     assert refused.returncode == 1
     assert refused.stderr.endswith('msg="invalid format option"\n')
     runtime.ok("delete", "--force", cid)
+
+
+def test_annotations_come_out_with_sorted_keys_as_runcs(runtime, bundle, tmp_path):
+    # runc writes the state with Go's encoding/json, which sorts a map's keys.
+    record = tmp_path / "hook.stdin"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {record}"]}
+    bundle.edit(
+        lambda c: c.update(
+            annotations={"z.last": "1", "a.first": "2", "m.middle": "3"},
+            hooks={"prestart": [hook]},
+        )
+    )
+    cid = runtime.new_id()
+    assert runtime.detached("create", "--bundle", str(bundle.path), cid).returncode == 0
+    expected = '"annotations":{"a.first":"2","m.middle":"3","z.last":"1"}'
+    state = runtime.ok("state", cid).stdout
+    assert expected in state.replace(" ", "").replace("\n", "")
+    assert expected in runtime.ok("list", "-f", "json").stdout
+    assert expected in record.read_text()
+    runtime.ok("delete", "--force", cid)

@@ -35,7 +35,8 @@ def state_view(state: ContainerState, status: str, owner: str) -> dict:
         "created": state.created or now_rfc3339(),
     }
     if state.annotations:
-        view["annotations"] = state.annotations
+        # Go's encoding/json writes a map's keys sorted: so does runc.
+        view["annotations"] = dict(sorted(state.annotations.items()))
     view["owner"] = owner
     return view
 
