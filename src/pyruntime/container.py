@@ -652,8 +652,7 @@ def run_foreground(root: str, container_id: str, state, relay) -> int:
             relay_terminal(relay, state.pid)
         return wait_init(state.pid)
     finally:
-        for sig, handler in handlers.items():
-            signals.signal(sig, handler)
+        restore_signals(handlers)
 
 
 def state_terminal(state: ContainerState) -> bool:
@@ -689,6 +688,12 @@ def forward_signals(pid: int) -> dict:
         except (OSError, ValueError):
             continue
     return previous
+
+
+def restore_signals(previous: dict) -> None:
+    """Put back the handlers :func:`forward_signals` saved."""
+    for sig, handler in previous.items():
+        signals.signal(sig, handler)
 
 
 def _relay(pid: int, sig: int) -> None:

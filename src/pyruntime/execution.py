@@ -425,18 +425,12 @@ def launch(req, opts: ExecOptions) -> int:
             return 0
         return wait_foreground(pid, relay)
     finally:
-        restore_signals(forwarded)
+        if forwarded:
+            from pyruntime.container import restore_signals
+
+            restore_signals(forwarded)
         if relay is not None:
             relay.close()
-
-
-def restore_signals(previous: dict) -> None:
-    """Put back the handlers :func:`~pyruntime.container.forward_signals` saved."""
-    if previous:
-        from pyruntime.linux import signals
-
-        for sig, handler in previous.items():
-            signals.signal(sig, handler)
 
 
 def connect_sockets(req, opts: ExecOptions):

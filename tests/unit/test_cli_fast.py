@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -153,19 +154,23 @@ def test_signal_names_refused_alike(text):
     assert str(fast_err.value) == str(click_err.value)
 
 
-def test_hot_commands_import_nothing_heavy():
-    code = (
-        "import sys\n"
-        "from pyruntime.cli import fast\n"
-        "from pyruntime.state import jsonio, status, store, view\n"
-        "heavy = {'click', 'json', 're', 'dataclasses', 'subprocess', 'enum',\n"
-        "         'shutil', 'contextlib', 'typing', 'socket', 'pyruntime.container'}\n"
-        "print(sorted(heavy & set(sys.modules)))\n"
-    )
+def loaded_by(imports: str, names: set[str]) -> list[str]:
+    """Which of ``names`` a fresh interpreter has loaded after ``imports``."""
+    code = f"import sys\n{imports}\nprint(sorted({names!r} & set(sys.modules)))\n"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "[]"
+    return ast.literal_eval(out)
+
+
+def test_hot_commands_import_nothing_heavy():
+    imports = (
+        "from pyruntime.cli import fast\n"
+        "from pyruntime.state import jsonio, status, store, view"
+    )
+    heavy = {"click", "json", "re", "dataclasses", "subprocess", "enum", "shutil"}
+    heavy |= {"contextlib", "typing", "socket", "pyruntime.container"}
+    assert loaded_by(imports, heavy) == []
 
 
 @pytest.mark.parametrize("lean", [True, False])
@@ -380,37 +385,27 @@ def test_exec_exits_without_teardown(tmp_path):
 
 def test_exec_imports_nothing_heavy():
     # What an exec without a terminal loads, in the runtime and the tenant.
-    code = (
-        "import sys\n"
+    imports = (
         "from pyruntime.cli import fast\n"
         "from pyruntime import cgroups, container, execution\n"
         "from pyruntime.process import tenant\n"
-        "from pyruntime.security import capabilities\n"
-        "heavy = {'click', 'json', 're', 'socket', 'signal', 'enum', 'typing',\n"
-        "         'dataclasses', 'subprocess', 'inspect', 'contextlib'}\n"
-        "print(sorted(heavy & set(sys.modules)))\n"
+        "from pyruntime.security import capabilities"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    heavy = {"click", "json", "re", "socket", "signal", "enum", "typing"}
+    heavy |= {"dataclasses", "subprocess", "inspect", "contextlib"}
+    assert loaded_by(imports, heavy) == []
 
 
 def test_terminal_and_seccomp_code_load_only_when_asked_for():
     # create's and exec's children: the pty code (termios) and the seccomp
     # module are loaded by the runtime only for a terminal or a filter.
-    code = (
-        "import sys\n"
+    imports = (
         "from pyruntime import container, execution\n"
-        "from pyruntime.process import init, launcher, tenant\n"
-        "unused = {'pyruntime.console', 'termios', 'pyruntime.security.seccomp',\n"
-        "          'pyruntime.security.seccomp_cache'}\n"
-        "print(sorted(unused & set(sys.modules)))\n"
+        "from pyruntime.process import init, launcher, tenant"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    unused = {"pyruntime.console", "termios", "pyruntime.security.seccomp"}
+    unused.add("pyruntime.security.seccomp_cache")
+    assert loaded_by(imports, unused) == []
 
 
 def leave_with_a_gone_reader(tmp_path, leave: str) -> subprocess.CompletedProcess:

@@ -46,13 +46,12 @@ _LIBRARY_DIRS = ("/usr/local/lib", "/usr/lib64", "/lib64", "/usr/lib", "/lib")
 
 def compile_with_cache(plan: SeccompPlan) -> SeccompProgram:
     """The program for ``plan``: read from the cache, or compiled and stored."""
-    program = cached_program(plan)
-    if program is not None:
-        return program
-    program = seccomp.compile_seccomp(plan)
     path = cache_path(plan)
-    if path is not None:
-        store_program(os.path.dirname(path), path, program)
+    program = read_cached(path, plan)
+    if program is None:
+        program = seccomp.compile_seccomp(plan)
+        if path is not None:
+            store_program(os.path.dirname(path), path, program)
     return program
 
 
@@ -62,7 +61,11 @@ def cached_program(plan: SeccompPlan) -> SeccompProgram | None:
     Reads only: ``check`` uses it too (a cached program shows that the filter
     compiled with this libseccomp), and writes nothing.
     """
-    path = cache_path(plan)
+    return read_cached(cache_path(plan), plan)
+
+
+def read_cached(path: str | None, plan: SeccompPlan) -> SeccompProgram | None:
+    """The program at ``path`` (None: no cache), said as ``compile`` would."""
     program = read_program(path, plan) if path is not None else None
     if program is not None:
         log.debug(f"seccomp program read from the cache `{path}`: not compiled again")
